@@ -1,0 +1,192 @@
+"""The one typed event stream.
+
+Models, tools and engines all yield these; the CLI, the run store, the reports and the
+compare harness only ever read them. Every event says which agent produced it
+(`agent`, "main" for a single agent, the sub-agent's id inside a swarm) and when (`ts`,
+seconds since the epoch), so streams from 100 parallel agents can be merged into one
+and still be told apart.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from .messages import Message, ToolCall, Usage
+
+
+class _Event(BaseModel):
+    agent: str = "main"
+    ts: float = Field(default_factory=time.time)
+
+
+# ---- model call -----------------------------------------------------------------------------
+class ReasoningDelta(_Event):
+    type: Literal["reasoning_delta"] = "reasoning_delta"
+    text: str
+
+
+class ContentDelta(_Event):
+    type: Literal["content_delta"] = "content_delta"
+    text: str
+
+
+class ToolCallEvent(_Event):
+    """A tool call, complete and with parsed arguments (never a fragment)."""
+
+    type: Literal["tool_call"] = "tool_call"
+    call: ToolCall
+
+
+class UsageEvent(_Event):
+    type: Literal["usage"] = "usage"
+    model: str
+    usage: Usage
+    cost_usd: float = 0.0
+
+
+class TimingEvent(_Event):
+    type: Literal["timing"] = "timing"
+    model: str
+    ttft_s: float | None = None  # first reasoning or content token; None when nothing streamed
+    total_s: float
+    decode_tokens_per_s: float | None = None
+
+
+class ModelCallFinished(_Event):
+    """Closes one model call: the assembled assistant message and its telemetry."""
+
+    type: Literal["model_call_finished"] = "model_call_finished"
+    model: str
+    message: Message
+    usage: Usage
+    cost_usd: float = 0.0
+    ttft_s: float | None = None
+    total_s: float = 0.0
+    decode_tokens_per_s: float | None = None
+    finish_reason: str | None = None
+
+
+class ErrorEvent(_Event):
+    type: Literal["error"] = "error"
+    error_type: str
+    message: str
+    retryable: bool = False
+    partial: Message | None = None  # what had arrived before the failure
+
+
+# ---- tools ----------------------------------------------------------------------------------
+class ToolStarted(_Event):
+    type: Literal["tool_started"] = "tool_started"
+    call_id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolResult(_Event):
+    type: Literal["tool_result"] = "tool_result"
+    call_id: str
+    name: str
+    ok: bool
+    content: str
+    error: str | None = None
+    duration_s: float = 0.0
+
+
+# ---- engines --------------------------------------------------------------------------------
+class StepStarted(_Event):
+    type: Literal["step_started"] = "step_started"
+    step: int
+
+
+class StepFinished(_Event):
+    type: Literal["step_finished"] = "step_finished"
+    step: int
+    tool_calls: int = 0
+    had_reasoning: bool = True
+    note: str | None = None
+
+
+class VerificationEvent(_Event):
+    """Verify-before-execute: code checked before the python tool ran it."""
+
+    type: Literal["verification"] = "verification"
+    call_id: str
+    ok: bool
+    reason: str | None = None
+    stage: Literal["policy", "self_check"] = "policy"
+
+
+class AgentSpawned(_Event):
+    type: Literal["agent_spawned"] = "agent_spawned"
+    agent_id: str
+    parent: str | None = None
+    name: str
+    goal: str
+    model: str | None = None
+    depends_on: list[str] = Field(default_factory=list)
+
+
+class AgentFinished(_Event):
+    type: Literal["agent_finished"] = "agent_finished"
+    agent_id: str
+    status: Literal["ok", "error", "cancelled", "budget"]
+    answer: str | None = None
+    steps: int = 0
+    error: str | None = None
+
+
+class MemoryWrite(_Event):
+    type: Literal["memory_write"] = "memory_write"
+    key: str
+    value: str
+    step: int | None = None
+
+
+class BudgetHit(_Event):
+    type: Literal["budget_hit"] = "budget_hit"
+    budget: str
+    limit: float
+    value: float
+
+
+class RunFinished(_Event):
+    type: Literal["run_finished"] = "run_finished"
+    status: Literal["ok", "budget", "cancelled", "error"]
+    answer: str | None = None
+    reason: str | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+Event = Annotated[
+    ReasoningDelta
+    | ContentDelta
+    | ToolCallEvent
+    | UsageEvent
+    | TimingEvent
+    | ModelCallFinished
+    | ErrorEvent
+    | ToolStarted
+    | ToolResult
+    | StepStarted
+    | StepFinished
+    | VerificationEvent
+    | AgentSpawned
+    | AgentFinished
+    | MemoryWrite
+    | BudgetHit
+    | RunFinished,
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def event_to_json(ev: _Event) -> str:
+    return ev.model_dump_json(exclude_none=True)
+
+
+def event_from_json(data: str | bytes) -> Event:
+    return EVENT_ADAPTER.validate_json(data)

@@ -1,0 +1,91 @@
+"""The conversation model.
+
+Reasoning is a first-class part of an assistant message, kept verbatim together with
+the model and dialect that produced it: providers (Kimi, GLM, DeepSeek) reject or
+degrade a multi-turn conversation whose earlier reasoning was dropped or edited, and
+the preserved-reasoning engine must be able to send it back exactly as received.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class Reasoning(BaseModel):
+    """The model's thinking for one assistant turn, byte-for-byte as it arrived."""
+
+    text: str
+    model: str | None = None
+    dialect: str | None = None
+
+
+class ToolCall(BaseModel):
+    """One complete tool call. `arguments` is parsed; `raw_arguments` is what the model wrote."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    raw_arguments: str | None = None
+    parse_error: str | None = None  # set when the model's arguments were not valid JSON
+
+    def arguments_json(self) -> str:
+        return self.raw_arguments if self.raw_arguments is not None else json.dumps(self.arguments)
+
+
+class Message(BaseModel):
+    role: Role
+    content: str | None = None
+    reasoning: Reasoning | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None  # role == "tool": the call this result answers
+    name: str | None = None  # role == "tool": the tool's name
+
+    @classmethod
+    def system(cls, text: str) -> Message:
+        return cls(role="system", content=text)
+
+    @classmethod
+    def user(cls, text: str) -> Message:
+        return cls(role="user", content=text)
+
+    @classmethod
+    def assistant(
+        cls,
+        content: str | None = None,
+        *,
+        reasoning: Reasoning | str | None = None,
+        tool_calls: list[ToolCall] | None = None,
+    ) -> Message:
+        if isinstance(reasoning, str):
+            reasoning = Reasoning(text=reasoning)
+        return cls(role="assistant", content=content, reasoning=reasoning, tool_calls=tool_calls or [])
+
+    @classmethod
+    def tool(cls, call_id: str, content: str, name: str | None = None) -> Message:
+        return cls(role="tool", content=content, tool_call_id=call_id, name=name)
+
+
+class Usage(BaseModel):
+    """Token counts of one call or an aggregate. Reasoning tokens are part of completion tokens."""
+
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+        )

@@ -1,0 +1,1 @@
+"""Reasoning engines: Interleaved (think before every act) and Swarm (orchestrated parallel agents)."""

@@ -1,0 +1,1 @@
+"""Model backends: one `ChatModel` interface, many wire dialects, one embedded offline model."""

@@ -1,0 +1,177 @@
+"""The model interface every backend implements, and the assembler they share.
+
+A backend's `stream()` yields the core events of one call and always ends with exactly
+one of `ModelCallFinished` (success) or `ErrorEvent` (failure, with what had arrived
+kept in `partial`). Transport failures never escape as exceptions from `stream()`;
+configuration errors (unknown model, missing key) are raised before the first event.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..core.errors import ModelError
+from ..core.events import (
+    ContentDelta,
+    ErrorEvent,
+    Event,
+    ModelCallFinished,
+    ReasoningDelta,
+    TimingEvent,
+    ToolCallEvent,
+    UsageEvent,
+)
+from ..core.messages import Message, Reasoning, ToolCall, Usage
+from .catalog import ModelSpec
+
+Thinking = Literal["on", "off"]
+
+
+class ChatRequest(BaseModel):
+    """One call's inputs, provider-neutral. Dialects turn it into each provider's JSON."""
+
+    messages: list[Message]
+    tools: list[dict[str, Any]] = Field(default_factory=list)  # OpenAI function-tool schemas
+    tool_choice: str | dict[str, Any] | None = None
+    thinking: Thinking | None = None  # None: the provider's default
+    preserve_reasoning: bool = True  # send earlier turns' reasoning back (dialect rules apply)
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    response_schema: dict[str, Any] | None = None  # JSON schema for structured output
+    stop: list[str] | None = None
+    seed: int | None = None
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChatModel(ABC):
+    """A model ponder can call. Subclasses implement `stream`."""
+
+    spec: ModelSpec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def native_thinking(self) -> bool:
+        """True when the model emits reasoning on its own (no elicitation needed)."""
+        return self.spec.native_thinking
+
+    @abstractmethod
+    def stream(self, request: ChatRequest, *, agent: str = "main") -> AsyncIterator[Event]: ...
+
+    async def complete(self, request: ChatRequest, *, agent: str = "main") -> ModelCallFinished:
+        """Run one call to the end; raise `ModelError` if it ended in an error event."""
+        final: ModelCallFinished | None = None
+        async for ev in self.stream(request, agent=agent):
+            if isinstance(ev, ModelCallFinished):
+                final = ev
+            elif isinstance(ev, ErrorEvent):
+                raise ModelError(ev.message, retryable=ev.retryable)
+        if final is None:
+            raise ModelError(f"model {self.name!r} ended its stream without a result")
+        return final
+
+    async def aclose(self) -> None:  # pragma: no cover - default no-op
+        return None
+
+
+class CallAssembler:
+    """Accumulates one call's deltas and produces its events and telemetry.
+
+    Shared by every backend so that TTFT, tokens/s and cost mean the same thing whatever
+    the transport: TTFT is the time to the first reasoning *or* content token; decode
+    tokens/s is (completion tokens - 1) / (end - first token).
+    """
+
+    __slots__ = ("spec", "agent", "t0", "t_first", "content", "reasoning", "tool_calls", "usage", "finish_reason", "dialect")
+
+    def __init__(self, spec: ModelSpec, agent: str = "main", dialect: str | None = None):
+        self.spec = spec
+        self.agent = agent
+        self.dialect = dialect or spec.dialect
+        self.t0 = time.perf_counter()
+        self.t_first: float | None = None
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.tool_calls: list[ToolCall] = []
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+
+    def _mark(self) -> None:
+        if self.t_first is None:
+            self.t_first = time.perf_counter()
+
+    def reasoning_delta(self, text: str) -> ReasoningDelta | None:
+        if not text:
+            return None
+        self._mark()
+        self.reasoning.append(text)
+        return ReasoningDelta(text=text, agent=self.agent)
+
+    def content_delta(self, text: str) -> ContentDelta | None:
+        if not text:
+            return None
+        self._mark()
+        self.content.append(text)
+        return ContentDelta(text=text, agent=self.agent)
+
+    def tool_call(self, call: ToolCall) -> ToolCallEvent:
+        self._mark()
+        self.tool_calls.append(call)
+        return ToolCallEvent(call=call, agent=self.agent)
+
+    def message(self) -> Message:
+        text = "".join(self.reasoning)
+        return Message.assistant(
+            "".join(self.content) or None,
+            reasoning=Reasoning(text=text, model=self.spec.model_id, dialect=self.dialect) if text else None,
+            tool_calls=list(self.tool_calls),
+        )
+
+    def finish(self, usage: Usage | None = None, finish_reason: str | None = None) -> list[Event]:
+        """Events that close a successful call: usage, timing, then the finished message."""
+        end = time.perf_counter()
+        if usage is not None:
+            self.usage = usage
+        if finish_reason is not None:
+            self.finish_reason = finish_reason
+        u = self.usage or Usage()
+        total = end - self.t0
+        ttft = (self.t_first - self.t0) if self.t_first is not None else None
+        tps = None
+        if self.t_first is not None and u.completion_tokens > 1 and end > self.t_first:
+            tps = (u.completion_tokens - 1) / (end - self.t_first)
+        cost = self.spec.cost(u)
+        return [
+            UsageEvent(model=self.spec.name, usage=u, cost_usd=cost, agent=self.agent),
+            TimingEvent(model=self.spec.name, ttft_s=ttft, total_s=total, decode_tokens_per_s=tps, agent=self.agent),
+            ModelCallFinished(
+                model=self.spec.name,
+                message=self.message(),
+                usage=u,
+                cost_usd=cost,
+                ttft_s=ttft,
+                total_s=total,
+                decode_tokens_per_s=tps,
+                finish_reason=self.finish_reason,
+                agent=self.agent,
+            ),
+        ]
+
+    def error(self, exc: BaseException | str, *, retryable: bool = False) -> ErrorEvent:
+        msg = str(exc)
+        partial = self.message() if (self.content or self.reasoning or self.tool_calls) else None
+        return ErrorEvent(
+            error_type=type(exc).__name__ if not isinstance(exc, str) else "ModelError",
+            message=msg,
+            retryable=retryable,
+            partial=partial,
+            agent=self.agent,
+        )

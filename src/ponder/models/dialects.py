@@ -1,0 +1,261 @@
+"""Wire dialects: each provider's real rules for the OpenAI-compatible chat API.
+
+The differences that matter are all about reasoning and thinking:
+
+- kimi (Moonshot): reasoning arrives as `reasoning_content`; every assistant message with
+  tool calls must go back *with* its `reasoning_content` while thinking is on (the API
+  answers 400 otherwise); thinking is switched off with `thinking: {"type": "disabled"}`;
+  tool-call ids look like `functions.NAME:IDX`; recommended sampling is 1.0/0.95 when
+  thinking and 0.6/0.95 instant.
+- glm (Z.ai): `thinking: {"type": "enabled"|"disabled", "clear_thinking": bool}`; preserved
+  thinking (`clear_thinking: false`) requires every earlier `reasoning_content` back,
+  complete, unmodified and in order.
+- deepseek: `reasoning_content`; only the current tool-call chain's reasoning goes back.
+- vllm / sglang: thinking on/off through `chat_template_kwargs` (`enable_thinking` for
+  GLM/Qwen templates, `thinking` for Kimi's); past reasoning as `reasoning_content`, which
+  the GLM/Kimi chat templates render; reasoning deltas as `reasoning` or `reasoning_content`.
+- llamacpp: llama.cpp servers; `chat_template_kwargs` for thinking, JSON-schema
+  `response_format` for structured output.
+- openai: the plain API; reasoning is never sent back.
+
+A dialect is a pure function from a provider-neutral `ChatRequest` to JSON, so payloads
+are testable without a network.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ..core.messages import Message
+from .base import ChatRequest
+from .catalog import ModelSpec
+
+_KIMI_ID = re.compile(r"^(functions\.)?[\w\-.]+:\d+$")
+
+
+def _last_user_index(messages: list[Message]) -> int:
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i].role == "user":
+            return i
+    return -1
+
+
+class Dialect:
+    name = "openai"
+    reasoning_fields: tuple[str, ...] = ("reasoning_content", "reasoning")
+
+    # ---- messages ---------------------------------------------------------------------------
+    def keep_reasoning(self, request: ChatRequest, index: int, msg: Message, last_user: int) -> bool:
+        """Whether this assistant message's reasoning goes back on the wire."""
+        return False
+
+    def tool_call_id(self, call_id: str, name: str, idx: int) -> str:
+        return call_id
+
+    def messages(self, request: ChatRequest) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        msgs = request.messages
+        last_user = _last_user_index(msgs)
+        id_map: dict[str, str] = {}
+        for i, m in enumerate(msgs):
+            if m.role == "assistant":
+                d: dict[str, Any] = {"role": "assistant", "content": m.content or ""}
+                if m.tool_calls:
+                    calls = []
+                    for idx, tc in enumerate(m.tool_calls):
+                        wire_id = self.tool_call_id(tc.id, tc.name, idx)
+                        id_map[tc.id] = wire_id
+                        calls.append({"id": wire_id, "type": "function",
+                                      "function": {"name": tc.name, "arguments": tc.arguments_json()}})
+                    d["tool_calls"] = calls
+                if self.keep_reasoning(request, i, m, last_user):
+                    d["reasoning_content"] = m.reasoning.text if m.reasoning else ""
+                out.append(d)
+            elif m.role == "tool":
+                cid = m.tool_call_id or ""
+                d = {"role": "tool", "tool_call_id": id_map.get(cid, cid), "content": m.content or ""}
+                if m.name:
+                    d["name"] = m.name
+                out.append(d)
+            else:
+                out.append({"role": m.role, "content": m.content or ""})
+        return out
+
+    # ---- request ----------------------------------------------------------------------------
+    def thinking_params(self, spec: ModelSpec, request: ChatRequest) -> dict[str, Any]:
+        return {}
+
+    def sampling(self, spec: ModelSpec, request: ChatRequest) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if request.temperature is not None:
+            out["temperature"] = request.temperature
+        if request.top_p is not None:
+            out["top_p"] = request.top_p
+        return out
+
+    def response_format(self, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "json_schema", "json_schema": {"name": "response", "schema": schema, "strict": True}}
+
+    def build_payload(self, spec: ModelSpec, request: ChatRequest, stream: bool) -> dict[str, Any]:
+        p: dict[str, Any] = {"model": spec.model_id, "messages": self.messages(request), "stream": stream}
+        if stream:
+            p["stream_options"] = {"include_usage": True}
+        if request.tools:
+            p["tools"] = request.tools
+            if request.tool_choice is not None:
+                p["tool_choice"] = request.tool_choice
+        if request.max_tokens is not None:
+            p["max_tokens"] = request.max_tokens
+        if request.stop:
+            p["stop"] = request.stop
+        if request.seed is not None:
+            p["seed"] = request.seed
+        if request.response_schema is not None:
+            p["response_format"] = self.response_format(request.response_schema)
+        p.update(self.sampling(spec, request))
+        p.update(self.thinking_params(spec, request))
+        p.update(request.extra_body)
+        return p
+
+    # ---- response ---------------------------------------------------------------------------
+    def reasoning_of(self, delta: dict[str, Any]) -> str | None:
+        for f in self.reasoning_fields:
+            v = delta.get(f)
+            if v:
+                return v
+        return None
+
+
+class OpenAIDialect(Dialect):
+    name = "openai"
+
+
+class KimiDialect(Dialect):
+    name = "kimi"
+    reasoning_fields = ("reasoning_content",)
+
+    def keep_reasoning(self, request, index, msg, last_user):
+        # Required on every tool-call message while thinking is on; other turns only when preserving.
+        if msg.tool_calls and request.thinking != "off":
+            return True
+        return request.preserve_reasoning and msg.reasoning is not None
+
+    def tool_call_id(self, call_id, name, idx):
+        return call_id if _KIMI_ID.match(call_id) else f"functions.{name}:{idx}"
+
+    def thinking_params(self, spec, request):
+        if request.thinking == "off":
+            return {"thinking": {"type": "disabled"}}
+        if request.thinking == "on":
+            return {"thinking": {"type": "enabled"}}
+        return {}
+
+    def sampling(self, spec, request):
+        instant = request.thinking == "off"
+        return {
+            "temperature": request.temperature if request.temperature is not None else (0.6 if instant else 1.0),
+            "top_p": request.top_p if request.top_p is not None else 0.95,
+        }
+
+
+class GLMDialect(Dialect):
+    name = "glm"
+    reasoning_fields = ("reasoning_content",)
+
+    def keep_reasoning(self, request, index, msg, last_user):
+        if msg.reasoning is None:
+            return False
+        # Interleaved: the current tool loop's thinking always goes back; preserved: all of it.
+        return request.preserve_reasoning or index > last_user
+
+    def thinking_params(self, spec, request):
+        t: dict[str, Any] = {"type": "disabled" if request.thinking == "off" else "enabled"}
+        t["clear_thinking"] = not request.preserve_reasoning
+        return {"thinking": t}
+
+
+class DeepSeekDialect(Dialect):
+    name = "deepseek"
+    reasoning_fields = ("reasoning_content",)
+
+    def keep_reasoning(self, request, index, msg, last_user):
+        return msg.reasoning is not None and index > last_user
+
+    def thinking_params(self, spec, request):
+        if request.thinking is None:
+            return {}
+        return {"thinking": {"type": "enabled" if request.thinking == "on" else "disabled"}}
+
+
+class SelfHostedDialect(Dialect):
+    """vLLM and SGLang: the chat template decides; we steer it with chat_template_kwargs."""
+
+    name = "vllm"
+
+    def keep_reasoning(self, request, index, msg, last_user):
+        if msg.reasoning is None:
+            return False
+        return request.preserve_reasoning or index > last_user
+
+    def thinking_params(self, spec, request):
+        kw: dict[str, Any] = {}
+        if request.thinking is not None:
+            on = request.thinking == "on"
+            kw.update({"enable_thinking": on, "thinking": on})
+        if request.preserve_reasoning:
+            kw["clear_thinking"] = False
+        return {"chat_template_kwargs": kw} if kw else {}
+
+    def response_format(self, schema):
+        return {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
+
+
+class VLLMDialect(SelfHostedDialect):
+    name = "vllm"
+
+
+class SGLangDialect(SelfHostedDialect):
+    name = "sglang"
+
+
+class LlamaCppDialect(SelfHostedDialect):
+    name = "llamacpp"
+
+    def thinking_params(self, spec, request):
+        if request.thinking is None:
+            return {}
+        on = request.thinking == "on"
+        return {"chat_template_kwargs": {"enable_thinking": on, "thinking": on}}
+
+    def response_format(self, schema):
+        # llama-cpp-python's server takes a schema on json_object; llama-server accepts both.
+        return {"type": "json_object", "schema": schema}
+
+
+_DIALECTS: dict[str, Dialect] = {
+    d.name: d
+    for d in (OpenAIDialect(), KimiDialect(), GLMDialect(), DeepSeekDialect(), VLLMDialect(), SGLangDialect(), LlamaCppDialect())
+}
+_DIALECTS["scripted"] = _DIALECTS["openai"]
+
+
+def get_dialect(name: str) -> Dialect:
+    try:
+        return _DIALECTS[name]
+    except KeyError:
+        raise ValueError(f"unknown dialect {name!r}; choose one of {', '.join(sorted(_DIALECTS))}") from None
+
+
+def parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
+    """Parse a tool call's JSON arguments; never raises (the error goes back to the model)."""
+    if not raw or not raw.strip():
+        return {}, None
+    try:
+        val = json.loads(raw)
+    except json.JSONDecodeError as e:
+        return {}, f"arguments are not valid JSON ({e.msg} at char {e.pos}); send a JSON object"
+    if not isinstance(val, dict):
+        return {}, f"arguments must be a JSON object, got {type(val).__name__}"
+    return val, None

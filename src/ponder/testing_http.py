@@ -1,0 +1,162 @@
+"""Test doubles for the HTTP layer, named as such (never a product backend).
+
+`MockOpenAIServer` is a real HTTP/1.1 server on 127.0.0.1 (asyncio streams, keep-alive)
+that answers /v1/chat/completions from a script, so tests exercise ponder's real httpx
+transport, SSE parsing, retries and fault handling: it can return errors, stream chunks,
+or cut the connection mid-stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class MockReply:
+    status: int = 200
+    json_body: dict[str, Any] | None = None
+    sse: list[dict[str, Any]] | None = None  # chunks; [DONE] appended unless cut
+    cut_after: int | None = None  # close the socket after this many SSE chunks
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+def sse_text_reply(content: str = "", reasoning: str = "", usage: dict | None = None, tool_calls: list | None = None,
+                   reasoning_field: str = "reasoning_content", cut_after: int | None = None) -> MockReply:
+    chunks: list[dict[str, Any]] = []
+    for piece in _pieces(reasoning):
+        chunks.append({"choices": [{"index": 0, "delta": {reasoning_field: piece}}]})
+    for piece in _pieces(content):
+        chunks.append({"choices": [{"index": 0, "delta": {"content": piece}}]})
+    for i, tc in enumerate(tool_calls or []):
+        args = json.dumps(tc["arguments"]) if not isinstance(tc["arguments"], str) else tc["arguments"]
+        half = len(args) // 2
+        chunks.append({"choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": i, "id": tc.get("id", f"call_{i}"), "type": "function", "function": {"name": tc["name"], "arguments": args[:half]}}]}}]})
+        chunks.append({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, "function": {"arguments": args[half:]}}]}}]})
+    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls" if tool_calls else "stop"}]})
+    if usage:
+        chunks.append({"choices": [], "usage": usage})
+    return MockReply(sse=chunks, cut_after=cut_after)
+
+
+def _pieces(text: str, n: int = 3) -> list[str]:
+    if not text:
+        return []
+    step = max(1, len(text) // n)
+    return [text[i : i + step] for i in range(0, len(text), step)]
+
+
+class MockOpenAIServer:
+    """A scripted OpenAI-compatible test-double server. `handler(payload, n) -> MockReply`."""
+
+    def __init__(self, handler: Callable[[dict[str, Any], int], MockReply]):
+        self.handler = handler
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self._server: asyncio.base_events.Server | None = None
+        self.port = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def __aenter__(self) -> MockOpenAIServer:
+        self._server = await asyncio.start_server(self._conn, "127.0.0.1", 0, backlog=2048)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode().split("\r\n")
+                hdrs = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+                body = await reader.readexactly(int(hdrs.get("content-length", "0")))
+                payload = json.loads(body or b"{}")
+                self.requests.append(payload)
+                self.headers.append(hdrs)
+                reply = self.handler(payload, len(self.requests) - 1)
+                self.in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+                try:
+                    if reply.delay_s:
+                        await asyncio.sleep(reply.delay_s)
+                    if not await self._respond(writer, reply):
+                        return
+                finally:
+                    self.in_flight -= 1
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def _respond(self, writer: asyncio.StreamWriter, r: MockReply) -> bool:
+        extra = "".join(f"{k}: {v}\r\n" for k, v in r.headers.items())
+        if r.sse is None:
+            data = json.dumps(r.json_body or {}).encode()
+            writer.write(f"HTTP/1.1 {r.status} X\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n{extra}\r\n".encode() + data)
+            await writer.drain()
+            return True
+        writer.write(f"HTTP/1.1 {r.status} OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n{extra}\r\n".encode())
+        for i, chunk in enumerate(r.sse):
+            if r.cut_after is not None and i >= r.cut_after:
+                await writer.drain()
+                writer.transport.abort()
+                return False
+            line = f"data: {json.dumps(chunk)}\n\n".encode()
+            writer.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+            await writer.drain()
+        done = b"data: [DONE]\n\n"
+        writer.write(f"{len(done):x}\r\n".encode() + done + b"\r\n0\r\n\r\n")
+        await writer.drain()
+        return True
+
+
+def _fixed_reply_handler(latency_s: float, stream_default: bool = True) -> Callable[[dict[str, Any], int], MockReply]:
+    """A handler for benchmarks: a short fixed answer after `latency_s`, streamed or not as asked."""
+    usage = {"prompt_tokens": 20, "completion_tokens": 4}
+    streamed = sse_text_reply(content="ok, done.", usage=usage)
+    body = {"id": "x", "object": "chat.completion", "model": "mock",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok, done."}, "finish_reason": "stop"}],
+            "usage": usage}
+
+    def handler(payload: dict[str, Any], n: int) -> MockReply:
+        if payload.get("stream", stream_default):
+            return MockReply(sse=streamed.sse, delay_s=latency_s)
+        return MockReply(json_body=body, delay_s=latency_s)
+
+    return handler
+
+
+def main() -> None:  # pragma: no cover - used by benchmarks as a separate process
+    """`python -m ponder.testing_http --latency 0.2`: serve until killed; prints the base URL first."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--latency", type=float, default=0.0)
+    args = ap.parse_args()
+
+    async def serve() -> None:
+        async with MockOpenAIServer(_fixed_reply_handler(args.latency)) as srv:
+            print(srv.base_url, flush=True)
+            sys.stdout.flush()
+            await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,117 @@
+"""What goes on the wire, per dialect, for a multi-turn tool-calling conversation with reasoning."""
+
+from __future__ import annotations
+
+import pytest
+
+from ponder.core.messages import Message, Reasoning, ToolCall
+from ponder.models.base import ChatRequest
+from ponder.models.catalog import resolve
+from ponder.models.dialects import get_dialect, parse_arguments
+
+TOOLS = [{"type": "function", "function": {"name": "lookup", "description": "d", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]
+
+
+def conversation() -> list[Message]:
+    """Two user turns; the first has a tool loop with reasoning on every assistant step."""
+    return [
+        Message.system("sys"),
+        Message.user("who founded Acme?"),
+        Message.assistant(None, reasoning=Reasoning(text="R1: look it up"), tool_calls=[ToolCall(id="call_a", name="lookup", arguments={"q": "Acme"})]),
+        Message.tool("call_a", "Acme was founded by Ada.", name="lookup"),
+        Message.assistant("Ada founded Acme.", reasoning=Reasoning(text="R2: the result says Ada")),
+        Message.user("and when?"),
+        Message.assistant(None, reasoning=Reasoning(text="R3: need the year"), tool_calls=[ToolCall(id="call_b", name="lookup", arguments={"q": "Acme year"})]),
+        Message.tool("call_b", "1901", name="lookup"),
+    ]
+
+
+def payload(dialect: str, model: str = "kimi-k2.5", **kw):
+    spec = resolve(model)
+    return get_dialect(dialect).build_payload(spec, ChatRequest(messages=conversation(), tools=TOOLS, **kw), stream=True)
+
+
+def assistants(p):
+    return [m for m in p["messages"] if m["role"] == "assistant"]
+
+
+def test_kimi_sends_reasoning_content_on_every_tool_call_message_and_renames_ids():
+    p = payload("kimi", thinking="on", preserve_reasoning=False)
+    a = assistants(p)
+    assert a[0]["reasoning_content"] == "R1: look it up"
+    assert a[2]["reasoning_content"] == "R3: need the year"
+    assert "reasoning_content" not in a[1]  # plain answer, preservation off
+    assert a[0]["tool_calls"][0]["id"] == "functions.lookup:0"
+    tool_msgs = [m for m in p["messages"] if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in tool_msgs] == ["functions.lookup:0", "functions.lookup:0"]
+    assert p["thinking"] == {"type": "enabled"}
+    assert (p["temperature"], p["top_p"]) == (1.0, 0.95)
+    assert p["stream_options"] == {"include_usage": True}
+
+
+def test_kimi_preserved_and_instant_mode():
+    p = payload("kimi", thinking="off", preserve_reasoning=True)
+    assert p["thinking"] == {"type": "disabled"}
+    assert p["temperature"] == 0.6
+    assert [m.get("reasoning_content") for m in assistants(p)] == ["R1: look it up", "R2: the result says Ada", "R3: need the year"]
+
+
+def test_kimi_tool_call_message_without_reasoning_still_carries_the_field():
+    msgs = [Message.user("q"), Message.assistant(None, tool_calls=[ToolCall(id="x", name="lookup", arguments={})]), Message.tool("x", "r")]
+    p = get_dialect("kimi").build_payload(resolve("kimi-k2.5"), ChatRequest(messages=msgs, thinking="on"), stream=False)
+    assert p["messages"][1]["reasoning_content"] == ""
+
+
+def test_glm_preserved_thinking_sends_all_reasoning_verbatim_in_order():
+    p = payload("glm", model="glm-4.7", thinking="on", preserve_reasoning=True)
+    assert p["thinking"] == {"type": "enabled", "clear_thinking": False}
+    assert [m.get("reasoning_content") for m in assistants(p)] == ["R1: look it up", "R2: the result says Ada", "R3: need the year"]
+
+
+def test_glm_interleaved_only_keeps_current_loop_and_turn_level_off():
+    p = payload("glm", model="glm-4.7", thinking="off", preserve_reasoning=False)
+    assert p["thinking"] == {"type": "disabled", "clear_thinking": True}
+    assert [m.get("reasoning_content") for m in assistants(p)] == [None, None, "R3: need the year"]
+
+
+def test_vllm_and_sglang_use_chat_template_kwargs():
+    for d in ("vllm", "sglang"):
+        p = payload(d, thinking="off", preserve_reasoning=True)
+        assert p["chat_template_kwargs"] == {"enable_thinking": False, "thinking": False, "clear_thinking": False}
+        assert assistants(p)[0]["reasoning_content"] == "R1: look it up"
+    p = payload("vllm", thinking="on", preserve_reasoning=False)
+    assert p["chat_template_kwargs"] == {"enable_thinking": True, "thinking": True}
+    assert [m.get("reasoning_content") for m in assistants(p)] == [None, None, "R3: need the year"]
+
+
+def test_deepseek_keeps_only_current_chain_and_openai_never_sends_reasoning():
+    p = payload("deepseek", model="deepseek-reasoner", thinking="on")
+    assert [m.get("reasoning_content") for m in assistants(p)] == [None, None, "R3: need the year"]
+    assert p["thinking"] == {"type": "enabled"}
+    p = payload("openai", thinking="on")
+    assert all("reasoning_content" not in m for m in p["messages"])
+    assert "thinking" not in p and "chat_template_kwargs" not in p
+
+
+def test_tool_calls_and_results_are_linked_and_arguments_are_json_strings():
+    p = payload("openai")
+    a0 = assistants(p)[0]
+    assert a0["tool_calls"][0] == {"id": "call_a", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "Acme"}'}}
+    assert p["messages"][3] == {"role": "tool", "tool_call_id": "call_a", "content": "Acme was founded by Ada.", "name": "lookup"}
+    assert p["tools"] == TOOLS
+
+
+def test_structured_output_formats():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    req = ChatRequest(messages=[Message.user("x")], response_schema=schema)
+    assert get_dialect("openai").build_payload(resolve("kimi-k2.5"), req, stream=False)["response_format"]["json_schema"]["schema"] == schema
+    assert get_dialect("llamacpp").build_payload(resolve("kimi-k2.5"), req, stream=False)["response_format"] == {"type": "json_object", "schema": schema}
+
+
+def test_unknown_dialect_and_bad_arguments_are_clear():
+    with pytest.raises(ValueError, match="choose one of"):
+        get_dialect("nope")
+    assert parse_arguments('{"a": 1}') == ({"a": 1}, None)
+    args, err = parse_arguments('{"a": ')
+    assert args == {} and "not valid JSON" in err
+    assert "JSON object" in parse_arguments("[1]")[1]
