@@ -1,0 +1,401 @@
+"""The tool protocol: a typed tool, a toolbox, and the message a result becomes.
+
+A tool never raises into an engine. Whatever goes wrong (the model wrote bad arguments,
+the tool crashed, it ran too long) becomes a `ToolResult(ok=False)` whose text tells the
+model what to change, because the model, not the engine, is the one who can fix it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from ..core.events import Event, ToolResult, ToolStarted
+from ..core.messages import Message, ToolCall
+
+DEFAULT_MAX_CHARS = 20_000
+
+
+def _truncate(text: str, limit: int | None) -> str:
+    if limit is None or limit <= 0 or len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[truncated: showing the first {limit} of {len(text)} characters]"
+
+
+def _to_text(value: Any) -> str:
+    """str as is; anything else JSON (pydantic models and dataclasses included)."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    try:
+        return json.dumps(value, ensure_ascii=False, default=_json_default)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, BaseModel):
+        return o.model_dump(mode="json")
+    if hasattr(o, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(o)
+    if isinstance(o, set | frozenset | tuple):
+        return list(o)
+    return str(o)
+
+
+def _short_validation_error(tool_name: str, err: ValidationError) -> str:
+    parts = []
+    for e in err.errors()[:5]:
+        loc = ".".join(str(x) for x in e.get("loc", ())) or "(arguments)"
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+    more = "" if err.error_count() <= 5 else f" (+{err.error_count() - 5} more)"
+    return f"invalid arguments for tool {tool_name!r}: " + "; ".join(parts) + more
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+    "null": (type(None),),
+}
+
+
+def _check_against_schema(tool_name: str, schema: dict[str, Any], args: dict[str, Any]) -> str | None:
+    """A shallow check for tools built from a bare JSON schema (MCP, hand-written): required
+    keys present, unknown keys rejected when the schema forbids them, top-level types right.
+    The server or function behind the tool still validates in depth."""
+    props: dict[str, Any] = schema.get("properties") or {}
+    problems = []
+    for req in schema.get("required") or []:
+        if req not in args:
+            problems.append(f"{req}: Field required")
+    if schema.get("additionalProperties") is False:
+        for k in args:
+            if k not in props:
+                problems.append(f"{k}: unknown argument (expected one of {sorted(props)})")
+    for k, v in args.items():
+        t = (props.get(k) or {}).get("type")
+        types = [t] if isinstance(t, str) else (t or [])
+        if not types:
+            continue
+        ok = False
+        for name in types:
+            py = _JSON_TYPES.get(name)
+            if py is None:
+                ok = True
+                break
+            if isinstance(v, bool) and name in ("integer", "number"):
+                continue
+            if isinstance(v, py):
+                ok = True
+                break
+        if not ok:
+            problems.append(f"{k}: expected {'/'.join(types)}, got {type(v).__name__}")
+    if problems:
+        return f"invalid arguments for tool {tool_name!r}: " + "; ".join(problems[:5])
+    return None
+
+
+@dataclass
+class Tool:
+    """A function the model may call. `parameters` is the JSON schema (type "object") the
+    model sees; `arg_model`, when present (the `@tool` decorator sets it), validates and
+    coerces the arguments before `fn` runs."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    fn: Callable[..., Any]
+    timeout_s: float = 30.0
+    max_output_chars: int = DEFAULT_MAX_CHARS
+    arg_model: type[BaseModel] | None = field(default=None, repr=False)
+
+    def schema(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+    def _validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        if self.arg_model is not None:
+            obj = self.arg_model.model_validate(arguments)
+            return {k: getattr(obj, k) for k in type(obj).model_fields}
+        problem = _check_against_schema(self.name, self.parameters, arguments)
+        if problem:
+            raise _ArgumentProblem(problem)
+        return dict(arguments)
+
+    async def _call(self, kwargs: dict[str, Any]) -> Any:
+        if inspect.iscoroutinefunction(self.fn):
+            return await self.fn(**kwargs)
+        out = await asyncio.to_thread(self.fn, **kwargs)
+        if inspect.isawaitable(out):
+            out = await out
+        return out
+
+    async def run(self, arguments: dict[str, Any]) -> tuple[bool, str, str | None]:
+        """(ok, content, error): the result without the events around it."""
+        if not isinstance(arguments, dict):
+            msg = f"invalid arguments for tool {self.name!r}: expected a JSON object, got {type(arguments).__name__}"
+            return False, msg, msg
+        try:
+            kwargs = self._validate(arguments)
+        except ValidationError as e:
+            msg = _short_validation_error(self.name, e)
+            return False, msg, msg
+        except _ArgumentProblem as e:
+            return False, str(e), str(e)
+        try:
+            value = await asyncio.wait_for(self._call(kwargs), timeout=self.timeout_s)
+        except TimeoutError:
+            msg = f"tool {self.name!r} timed out after {self.timeout_s:g}s; try a smaller input or a simpler request"
+            return False, msg, msg
+        except asyncio.CancelledError:
+            raise
+        except ToolFailure as e:
+            reason = str(e)
+            return False, _truncate(e.content if e.content is not None else reason, self.max_output_chars), reason
+        except Exception as e:  # noqa: BLE001 - the model must see the failure, not the engine
+            msg = _truncate(f"tool {self.name!r} failed: {type(e).__name__}: {e}", self.max_output_chars)
+            return False, msg, msg
+        return True, _truncate(_to_text(value), self.max_output_chars), None
+
+    async def execute(self, call: ToolCall, *, agent: str = "main") -> AsyncIterator[Event]:
+        """Yields ToolStarted, then ToolResult (always last). Never raises (except on cancel)."""
+        yield ToolStarted(agent=agent, call_id=call.id, name=self.name, arguments=call.arguments)
+        t0 = time.perf_counter()
+        ok, content, error = await self.run(call.arguments)
+        yield ToolResult(
+            agent=agent,
+            call_id=call.id,
+            name=self.name,
+            ok=ok,
+            content=content,
+            error=error,
+            duration_s=time.perf_counter() - t0,
+        )
+
+
+class ToolFailure(Exception):
+    """Raise inside a tool to report a failure whose message is shown to the model verbatim
+    (no "tool X failed: ExceptionType" prefix): for reasons written for the model.
+    `content`, when given, is the fuller text the model sees (e.g. the reason plus the
+    program's output); the short reason stays in `ToolResult.error`."""
+
+    def __init__(self, reason: str, content: str | None = None):
+        super().__init__(reason)
+        self.content = content
+
+
+class _ArgumentProblem(Exception):
+    pass
+
+
+# ---- the @tool decorator ------------------------------------------------------------------
+_SECTION_RE = re.compile(r"^\s*(Args|Arguments|Parameters|Params|Returns|Return|Raises|Yields|Examples?|Notes?)\s*:?\s*$")
+_NUMPY_RULE = re.compile(r"^\s*-{3,}\s*$")
+_ARG_LINE = re.compile(r"^\s*(\*{0,2}\w+)\s*(\([^)]*\))?\s*:\s*(.*)$")
+_NUMPY_ARG = re.compile(r"^\s*(\w+)\s*(:.*)?$")
+
+
+def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
+    """Split a Google- or numpy-style docstring into (summary, {arg: description})."""
+    if not doc:
+        return "", {}
+    lines = inspect.cleandoc(doc).splitlines()
+    summary: list[str] = []
+    args: dict[str, str] = {}
+    i = 0
+    section: str | None = None
+    current: str | None = None
+    base_indent: int | None = None
+    numpy_style = False
+    while i < len(lines):
+        line = lines[i]
+        m = _SECTION_RE.match(line)
+        numpy_header = m is not None and i + 1 < len(lines) and _NUMPY_RULE.match(lines[i + 1])
+        if m and (line.rstrip().endswith(":") or numpy_header):
+            section = m.group(1).lower()
+            numpy_style = bool(numpy_header)
+            current, base_indent = None, None
+            i += 2 if numpy_header else 1
+            continue
+        if section is None:
+            summary.append(line)
+        elif section in ("args", "arguments", "parameters", "params"):
+            if not line.strip():
+                i += 1
+                continue
+            indent = len(line) - len(line.lstrip())
+            if base_indent is None:
+                base_indent = indent
+            if indent <= base_indent:
+                gm = None if numpy_style else _ARG_LINE.match(line)
+                nm = _NUMPY_ARG.match(line)
+                if gm:
+                    current = gm.group(1).lstrip("*")
+                    args[current] = gm.group(3).strip()
+                elif nm:
+                    current = nm.group(1)
+                    args[current] = ""
+                else:
+                    current = None
+            elif current is not None:
+                args[current] = (args[current] + " " + line.strip()).strip()
+        i += 1
+    text = "\n".join(summary).strip()
+    return text, args
+
+
+def _clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Drop pydantic's auto-titles: noise in every prompt, and some providers reject them."""
+    schema = dict(schema)
+    schema.pop("title", None)
+    props = {}
+    for k, v in (schema.get("properties") or {}).items():
+        v = dict(v)
+        v.pop("title", None)
+        props[k] = v
+    schema["properties"] = props
+    schema.setdefault("required", [])
+    schema["type"] = "object"
+    return schema
+
+
+def _build_arg_model(fn: Callable[..., Any], name: str, arg_docs: dict[str, str]) -> type[BaseModel]:
+    sig = inspect.signature(fn)
+    try:
+        hints = get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - unresolvable forward refs: fall back to Any
+        hints = {}
+    fields: dict[str, Any] = {}
+
+    for pname, p in sig.parameters.items():
+        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        ann = hints.get(pname, Any)
+        desc = arg_docs.get(pname) or None
+        if p.default is inspect.Parameter.empty:
+            fields[pname] = (ann, Field(..., description=desc))
+        else:
+            fields[pname] = (ann, Field(p.default, description=desc))
+    model_name = "".join(part.capitalize() for part in re.split(r"\W+", name) if part) + "Args"
+    return create_model(model_name, __config__=ConfigDict(extra="forbid"), **fields)  # type: ignore[call-overload]
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout_s: float = 30.0,
+    max_output_chars: int = DEFAULT_MAX_CHARS,
+) -> Any:
+    """Turn a typed function into a Tool; usable as `@tool` or `@tool(name=..., timeout_s=...)`.
+    The argument schema comes from the type hints, per-argument descriptions from the
+    docstring's "Args:" section, the tool description from the docstring's summary."""
+
+    def wrap(f: Callable[..., Any]) -> Tool:
+        summary, arg_docs = parse_docstring(f.__doc__)
+        tname = name or f.__name__
+        model = _build_arg_model(f, tname, arg_docs)
+        params = _clean_schema(model.model_json_schema())
+        return Tool(
+            name=tname,
+            description=description or summary or tname,
+            parameters=params,
+            fn=f,
+            timeout_s=timeout_s,
+            max_output_chars=max_output_chars,
+            arg_model=model,
+        )
+
+    if fn is not None:
+        return wrap(fn)
+    return wrap
+
+
+# ---- toolbox ------------------------------------------------------------------------------
+class Toolbox:
+    """The tools one agent may call, by name. Order is kept (it is the order in the prompt)."""
+
+    def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = ()):
+        self._tools: dict[str, Tool] = {}
+        for t in tools:
+            self.add(t)
+
+    def add(self, tool_: Tool | Callable[..., Any]) -> None:
+        if not isinstance(tool_, Tool):
+            if callable(tool_):
+                tool_ = tool(tool_)
+            else:
+                raise TypeError(f"expected a Tool or a function, got {type(tool_).__name__}")
+        assert isinstance(tool_, Tool)
+        if tool_.name in self._tools:
+            raise ValueError(f"duplicate tool name {tool_.name!r}: give one of them another name= ")
+        self._tools[tool_.name] = tool_
+
+    def schemas(self) -> list[dict[str, Any]]:
+        return [t.schema() for t in self._tools.values()]
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(list(self._tools.values()))
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    async def execute(self, call: ToolCall, *, agent: str = "main") -> AsyncIterator[Event]:
+        t = self._tools.get(call.name)
+        if t is None:
+            yield ToolStarted(agent=agent, call_id=call.id, name=call.name, arguments=call.arguments)
+            avail = ", ".join(self._tools) or "(none)"
+            msg = f"unknown tool {call.name!r}. Available tools: {avail}"
+            yield ToolResult(agent=agent, call_id=call.id, name=call.name, ok=False, content=msg, error=msg)
+            return
+        async for ev in t.execute(call, agent=agent):
+            yield ev
+
+    async def run(self, call: ToolCall, *, agent: str = "main") -> ToolResult:
+        """Execute and return only the final ToolResult (for callers that ignore ToolStarted)."""
+        last: ToolResult | None = None
+        async for ev in self.execute(call, agent=agent):
+            if isinstance(ev, ToolResult):
+                last = ev
+        assert last is not None
+        return last
+
+
+def result_message(result: ToolResult) -> Message:
+    """The `tool` message the model sees next. Errors start with "ERROR: " so that small
+    models, which do not see `ok`, can still tell a failure from an answer."""
+    if result.ok:
+        content = result.content
+    else:
+        text = result.content or result.error or "tool failed"
+        content = text if text.startswith("ERROR: ") else "ERROR: " + text
+    return Message.tool(result.call_id, content, result.name)
