@@ -61,6 +61,7 @@ class MockOpenAIServer:
         self._server: asyncio.base_events.Server | None = None
         self.port = 0
         self.in_flight = 0
+        self.connections = 0
         self.peak_in_flight = 0
 
     @property
@@ -78,6 +79,7 @@ class MockOpenAIServer:
         await self._server.wait_closed()
 
     async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")

@@ -134,3 +134,13 @@ async def test_many_concurrent_streams_share_one_pool():
         peak = srv.peak_in_flight
     assert len(res) == 120 and all(r.message.content == "x" for r in res)
     assert peak == 120  # all 120 calls were in flight at once: no small pool serializing them
+
+
+async def test_sequential_calls_reuse_one_keep_alive_connection():
+    async with MockOpenAIServer(lambda p, n: sse_text_reply(content="x", usage=USAGE)) as srv:
+        m = kimi_at(srv.base_url)
+        for _ in range(5):
+            await m.complete(REQ)
+        non_stream = OpenAICompatModel(m.spec, api_key="k", stream=False)
+        assert srv.connections == 1
+    assert len(srv.requests) == 5 and non_stream.streaming is False

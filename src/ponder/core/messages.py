@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -32,9 +32,16 @@ class ToolCall(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
     raw_arguments: str | None = None
     parse_error: str | None = None  # set when the model's arguments were not valid JSON
+    _json: str | None = PrivateAttr(default=None)
 
     def arguments_json(self) -> str:
-        return self.raw_arguments if self.raw_arguments is not None else json.dumps(self.arguments)
+        """The arguments as sent back on the wire: verbatim when the model wrote them, else
+        encoded once (histories are re-sent on every step, so this is on the hot path)."""
+        if self.raw_arguments is not None:
+            return self.raw_arguments
+        if self._json is None:
+            self._json = json.dumps(self.arguments)
+        return self._json
 
 
 class Message(BaseModel):

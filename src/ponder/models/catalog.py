@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from ..core.errors import ConfigError, UnknownModelError
 from ..core.messages import Usage
 
-Dialect = Literal["kimi", "glm", "deepseek", "vllm", "sglang", "llamacpp", "openai", "embedded", "scripted"]
+Dialect = Literal["kimi", "glm", "deepseek", "vllm", "sglang", "llamacpp", "openai", "embedded", "scripted", "glm-raw", "kimi-raw"]
 
 
 class ModelSpec(BaseModel):
@@ -125,13 +125,14 @@ def catalog(path: Path | None = None) -> dict[str, ModelSpec]:
     return {**BUILTIN, **load_user_models(path)}
 
 
-_PREFIX_DIALECTS = ("vllm", "sglang", "llamacpp", "openai", "kimi", "glm", "deepseek")
+_PREFIX_DIALECTS = ("vllm", "sglang", "llamacpp", "openai", "kimi", "glm", "deepseek", "glm-raw", "kimi-raw")
 
 
 def resolve(name: str, *, base_url: str | None = None, dialect: str | None = None, path: Path | None = None) -> ModelSpec:
     """Find a model by name.
 
-    Also accepts `DIALECT:URL#MODEL_ID` (e.g. `vllm:http://h:8000/v1#qwen3`), a path to a
+    Also accepts `DIALECT:URL#MODEL_ID` (e.g. `vllm:http://h:8000/v1#qwen3`; `glm-raw:` and
+    `kimi-raw:` render the chat template client-side over /v1/completions), a path to a
     `.gguf` file (embedded), and any name together with `base_url` (an ad-hoc
     OpenAI-compatible endpoint).
     """
@@ -145,7 +146,7 @@ def resolve(name: str, *, base_url: str | None = None, dialect: str | None = Non
     if sep and head in _PREFIX_DIALECTS and rest.startswith("http"):
         url, _, model_id = rest.partition("#")
         return ModelSpec(name=name, model_id=model_id or "default", dialect=dialect or head, base_url=url,
-                         native_thinking=head in ("kimi", "glm", "deepseek"))
+                         native_thinking=head in ("kimi", "glm", "deepseek", "glm-raw", "kimi-raw"))
     if base_url:
         base = cat.get(name)
         if base:

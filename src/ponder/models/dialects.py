@@ -239,6 +239,8 @@ _DIALECTS: dict[str, Dialect] = {
     for d in (OpenAIDialect(), KimiDialect(), GLMDialect(), DeepSeekDialect(), VLLMDialect(), SGLangDialect(), LlamaCppDialect())
 }
 _DIALECTS["scripted"] = _DIALECTS["openai"]
+_DIALECTS["glm-raw"] = _DIALECTS["glm"]  # raw models render templates; these only name their reasoning rules
+_DIALECTS["kimi-raw"] = _DIALECTS["kimi"]
 
 
 def get_dialect(name: str) -> Dialect:

@@ -88,6 +88,8 @@ class _ToolCallBuffer:
 
 
 class OpenAICompatModel(ChatModel):
+    path = "/chat/completions"
+
     def __init__(self, spec: ModelSpec, *, api_key: str | None = None, max_retries: int = 3,
                  backoff_s: float = 0.5, timeout_s: float = 300.0, stream: bool = True, client: httpx.AsyncClient | None = None):
         if not spec.base_url:
@@ -101,7 +103,7 @@ class OpenAICompatModel(ChatModel):
         self._headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
-        self.url = spec.base_url.rstrip("/") + "/chat/completions"
+        self.url = spec.base_url.rstrip("/") + self.path
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
@@ -110,6 +112,9 @@ class OpenAICompatModel(ChatModel):
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAICompatModel(name={self.spec.name!r}, url={self.url!r}, dialect={self.dialect.name!r})"
+
+    def build_payload(self, request: ChatRequest) -> dict[str, Any]:
+        return self.dialect.build_payload(self.spec, request, stream=self.streaming)
 
     def _clean(self, text: str) -> str:
         return redact(text, [self._key])
@@ -127,17 +132,16 @@ class OpenAICompatModel(ChatModel):
         await asyncio.sleep(min(delay, 30.0) * (0.5 + random.random()))
 
     async def stream(self, request: ChatRequest, *, agent: str = "main") -> AsyncIterator[Event]:
-        payload = self.dialect.build_payload(self.spec, request, stream=self.streaming)
-        body = json.dumps(payload, ensure_ascii=False).encode()
+        body = json.dumps(self.build_payload(request)).encode()
         asm = CallAssembler(self.spec, agent, self.dialect.name)
         attempt = 0
         while True:
             try:
                 if self.streaming:
-                    async for ev in self._stream_once(body, asm):
+                    async for ev in self._stream_once(body, asm, request):
                         yield ev
                 else:
-                    async for ev in self._post_once(body, asm):
+                    async for ev in self._post_once(body, asm, request):
                         yield ev
                 return
             except _Retry as r:
@@ -148,6 +152,9 @@ class OpenAICompatModel(ChatModel):
                 await self._sleep_backoff(attempt, r.retry_after)
                 attempt += 1
                 asm = CallAssembler(self.spec, agent, self.dialect.name)
+            except _Cut as e:
+                yield asm.error(ModelError(str(e), retryable=True), retryable=True)
+                return
             except ModelError as e:
                 yield asm.error(e, retryable=e.retryable)
                 return
@@ -170,7 +177,7 @@ class OpenAICompatModel(ChatModel):
         hint = {401: " (check the API key)", 404: " (check base_url and model id)"}.get(resp.status_code, "")
         raise ModelError(f"{self.spec.name}: HTTP {resp.status_code}{hint}: {msg}", status=resp.status_code, provider_message=msg)
 
-    async def _post_once(self, body: bytes, asm: CallAssembler) -> AsyncIterator[Event]:
+    async def _post_once(self, body: bytes, asm: CallAssembler, request: ChatRequest) -> AsyncIterator[Event]:
         resp = await self._send(body)
         await self._check(resp)
         try:
@@ -200,69 +207,87 @@ class OpenAICompatModel(ChatModel):
             u = u.model_copy(update={"reasoning_tokens": min(len(asm.reasoning), u.completion_tokens or len(asm.reasoning))})
         return u
 
-    async def _stream_once(self, body: bytes, asm: CallAssembler) -> AsyncIterator[Event]:
+    async def _sse(self, resp: httpx.Response, state: _SSEState) -> AsyncIterator[dict[str, Any]]:
+        """Yield the JSON chunks of an SSE response. Transport failures before the first chunk
+        are retryable (`_Retry`); after it they are a cut stream (`_Cut`)."""
+        try:
+            async for line in resp.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                if state.done:
+                    continue  # read to the end of the body so the connection goes back to the pool
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    state.done = True
+                    continue
+                try:
+                    chunk = json.loads(data)
+                except ValueError:
+                    continue  # a keep-alive or a provider comment line
+                state.received = True
+                if chunk.get("error"):
+                    raise ModelError(self._clean(f"{self.spec.name}: error in stream: {_provider_message(data)}"))
+                yield chunk
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as e:
+            if not state.received:
+                raise _Retry(f"{type(e).__name__} before the first chunk") from e
+            raise _Cut(f"{self.spec.name}: stream cut mid-way ({type(e).__name__}); partial output kept") from e
+        finally:
+            await resp.aclose()
+
+    def _check_complete(self, state: _SSEState, finish: str | None) -> None:
+        if not state.done and finish is None:
+            if not state.received:
+                raise _Retry("connection closed before any chunk")
+            raise _Cut(f"{self.spec.name}: stream ended without [DONE] or finish_reason; partial output kept")
+
+    async def _stream_once(self, body: bytes, asm: CallAssembler, request: ChatRequest) -> AsyncIterator[Event]:
         resp = await self._send(body)
         await self._check(resp)
         buffers: dict[int, _ToolCallBuffer] = {}
         usage_raw: dict[str, Any] | None = None
         finish: str | None = None
-        done = False
-        received = False
+        state = _SSEState()
         dialect = self.dialect
-        try:
-            async for line in resp.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    done = True
-                    break
-                try:
-                    chunk = json.loads(data)
-                except ValueError:
-                    continue  # a keep-alive or a provider comment line
-                received = True
-                if chunk.get("error"):
-                    raise ModelError(self._clean(f"{self.spec.name}: error in stream: {_provider_message(data)}"))
-                if chunk.get("usage"):
-                    usage_raw = chunk["usage"]
-                for choice in chunk.get("choices") or ():
-                    delta = choice.get("delta") or {}
-                    r = dialect.reasoning_of(delta)
-                    if r:
-                        yield asm.reasoning_delta(r)  # type: ignore[misc]
-                    c = delta.get("content")
-                    if c:
-                        yield asm.content_delta(c)  # type: ignore[misc]
-                    for tc in delta.get("tool_calls") or ():
-                        buf = buffers.setdefault(int(tc.get("index", len(buffers))), _ToolCallBuffer())
-                        if tc.get("id"):
-                            buf.id = tc["id"]
-                        fn = tc.get("function") or {}
-                        if fn.get("name"):
-                            buf.name += fn["name"]
-                        if fn.get("arguments"):
-                            buf.args.append(fn["arguments"])
-                    if choice.get("finish_reason"):
-                        finish = choice["finish_reason"]
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as e:
-            if not received:
-                raise _Retry(f"{type(e).__name__} before the first chunk") from e
-            yield asm.error(ModelError(self._clean(f"{self.spec.name}: stream cut mid-way ({type(e).__name__}); "
-                                                   "partial output kept"), retryable=True), retryable=True)
-            return
-        finally:
-            await resp.aclose()
-        if not done and finish is None:
-            if not received:
-                raise _Retry("connection closed before any chunk")
-            yield asm.error(ModelError(f"{self.spec.name}: stream ended without [DONE] or finish_reason; partial output kept",
-                                       retryable=True), retryable=True)
-            return
+        async for chunk in self._sse(resp, state):
+            if chunk.get("usage"):
+                usage_raw = chunk["usage"]
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") or {}
+                r = dialect.reasoning_of(delta)
+                if r:
+                    yield asm.reasoning_delta(r)  # type: ignore[misc]
+                c = delta.get("content")
+                if c:
+                    yield asm.content_delta(c)  # type: ignore[misc]
+                for tc in delta.get("tool_calls") or ():
+                    buf = buffers.setdefault(int(tc.get("index", len(buffers))), _ToolCallBuffer())
+                    if tc.get("id"):
+                        buf.id = tc["id"]
+                    fn = tc.get("function") or {}
+                    if fn.get("name"):
+                        buf.name += fn["name"]
+                    if fn.get("arguments"):
+                        buf.args.append(fn["arguments"])
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+        self._check_complete(state, finish)
         for idx in sorted(buffers):
             yield asm.tool_call(buffers[idx].to_call(dialect, idx))
         for ev in asm.finish(self._usage(usage_raw, asm), finish):
             yield ev
+
+
+class _SSEState:
+    __slots__ = ("done", "received")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.received = False
+
+
+class _Cut(Exception):
+    """The stream broke after output had arrived: not retried (it would duplicate output)."""
 
 
 class _Retry(Exception):

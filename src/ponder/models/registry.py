@@ -20,6 +20,10 @@ def model(name: str, *, base_url: str | None = None, dialect: str | None = None,
         from .embedded import EmbeddedModel
 
         return EmbeddedModel(spec, **opts)
+    if spec.dialect in ("glm-raw", "kimi-raw"):
+        from .raw import RawCompletionModel
+
+        return RawCompletionModel(spec, raw_format="glm47" if spec.dialect == "glm-raw" else "kimi_k2", api_key=api_key, **opts)
     from .openai_compat import OpenAICompatModel
 
     return OpenAICompatModel(spec, api_key=api_key, **opts)
