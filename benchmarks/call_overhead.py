@@ -18,13 +18,13 @@ import subprocess
 import sys
 import time
 
-import httpx
+import aiohttp
 
 from ponder.core.messages import Message, Reasoning, ToolCall
 from ponder.models.base import ChatRequest
 from ponder.models.catalog import resolve
 from ponder.models.dialects import get_dialect
-from ponder.models.openai_compat import OpenAICompatModel
+from ponder.models.openai_compat import OpenAICompatModel, close_clients
 
 
 def history(n: int) -> list[Message]:
@@ -43,20 +43,21 @@ async def run_ponder(url: str, req: ChatRequest, stream: bool, calls: int) -> No
     m = OpenAICompatModel(resolve("bench", base_url=url, dialect="openai"), stream=stream)
     for _ in range(calls):
         await m.complete(req)
+    await close_clients()
 
 
 async def run_bare(url: str, payload: dict, stream: bool, calls: int) -> None:
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=512)) as c:
+    """The floor: the same JSON posted with the same HTTP library, the reply parsed, nothing else."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512)) as c:
         for _ in range(calls):
             body = json.dumps(payload).encode()
-            if stream:
-                async with c.stream("POST", url + "/chat/completions", content=body, headers={"Content-Type": "application/json"}) as r:
-                    async for line in r.aiter_lines():
-                        if line.startswith("data:") and line[5:].strip() != "[DONE]":
+            async with c.post(url + "/chat/completions", data=body, headers={"Content-Type": "application/json"}) as r:
+                if stream:
+                    async for line in r.content:
+                        if line.startswith(b"data:") and line[5:].strip() != b"[DONE]":
                             json.loads(line[5:])
-            else:
-                r = await c.post(url + "/chat/completions", content=body, headers={"Content-Type": "application/json"})
-                json.loads(r.content)
+                else:
+                    json.loads(await r.read())
 
 
 async def run_sdk(url: str, payload: dict, stream: bool, calls: int) -> None:
@@ -99,10 +100,10 @@ def main() -> None:
                 for r in range(args.rounds):
                     order = ["ponder", "bare", "sdk"] if r % 2 == 0 else ["sdk", "bare", "ponder"]
                     for name in order:
-                        fn = {"ponder": lambda: run_ponder(url, req, stream, args.calls),
-                              "bare": lambda: run_bare(url, payload, stream, args.calls),
-                              "sdk": lambda: run_sdk(url, payload, stream, args.calls)}[name]
-                        res[name].append(measure(fn(), args.calls))
+                        coro = {"ponder": run_ponder(url, req, stream, args.calls) if name == "ponder" else None,
+                                "bare": run_bare(url, payload, stream, args.calls) if name == "bare" else None,
+                                "sdk": run_sdk(url, payload, stream, args.calls) if name == "sdk" else None}[name]
+                        res[name].append(measure(coro, args.calls))
                 med = {k: (statistics.median(c for c, _ in v), statistics.median(w for _, w in v)) for k, v in res.items()}
                 print(f"{n:>7} {str(stream):>6} | {med['ponder'][0]:>8.2f}ms {med['bare'][0]:>6.2f}ms {med['sdk'][0]:>6.2f}ms |"
                       f" {med['ponder'][1]:>9.2f}ms {med['bare'][1]:>7.2f}ms {med['sdk'][1]:>6.2f}ms |"

@@ -1,7 +1,7 @@
 """Test doubles for the HTTP layer, named as such (never a product backend).
 
 `MockOpenAIServer` is a real HTTP/1.1 server on 127.0.0.1 (asyncio streams, keep-alive)
-that answers /v1/chat/completions from a script, so tests exercise ponder's real httpx
+that answers /v1/chat/completions from a script, so tests exercise ponder's real aiohttp
 transport, SSE parsing, retries and fault handling: it can return errors, stream chunks,
 or cut the connection mid-stream.
 """

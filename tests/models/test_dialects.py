@@ -115,3 +115,19 @@ def test_unknown_dialect_and_bad_arguments_are_clear():
     args, err = parse_arguments('{"a": ')
     assert args == {} and "not valid JSON" in err
     assert "JSON object" in parse_arguments("[1]")[1]
+
+
+def test_fast_body_is_the_same_json_as_the_payload_and_cache_is_per_rendering():
+    import json
+
+    spec = resolve("kimi-k2.5")
+    for name in ("kimi", "glm", "vllm", "openai", "deepseek", "llamacpp"):
+        for thinking, preserve in (("on", True), ("off", False)):
+            req = ChatRequest(messages=conversation(), tools=TOOLS, thinking=thinking, preserve_reasoning=preserve, max_tokens=9)
+            d = get_dialect(name)
+            assert json.loads(d.build_body(spec, req, True)) == d.build_payload(spec, req, True)
+    # the same message objects rendered under another rule are not served from a stale cache
+    msgs = conversation()
+    on = get_dialect("glm").build_body(spec, ChatRequest(messages=msgs, preserve_reasoning=True), False)
+    off = get_dialect("glm").build_body(spec, ChatRequest(messages=msgs, preserve_reasoning=False), False)
+    assert b"R1: look it up" in on and b"R1: look it up" not in off

@@ -54,6 +54,15 @@ def llama_server(tmp_path_factory):
         logf.close()
 
 
+async def _server_answer(url: str) -> dict:
+    """The server's own reply (and usage) for REQ, fetched with a plain client."""
+    async with httpx.AsyncClient(timeout=120) as c:
+        r = await c.post(url + "/chat/completions", json={
+            "model": "smollm2", "messages": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Name three colours."}],
+            "max_tokens": 24, "temperature": 0.0, "seed": 1})
+        return r.json()
+
+
 REQ = ChatRequest(messages=[Message.system("Answer briefly."), Message.user("Name three colours.")], max_tokens=24, temperature=0.0, seed=1)
 
 
@@ -68,9 +77,7 @@ async def test_streams_through_llamacpp_dialect_with_telemetry(llama_server):
     assert fin.decode_tokens_per_s and fin.decode_tokens_per_s > 0
     # llama-cpp-python sends no usage in streams: one token per chunk is counted instead, and
     # must equal what the server itself reports for the same greedy request.
-    raw = httpx.post(llama_server + "/chat/completions", timeout=120, json={
-        "model": "smollm2", "messages": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Name three colours."}],
-        "max_tokens": 24, "temperature": 0.0, "seed": 1}).json()
+    raw = await _server_answer(llama_server)
     assert raw["choices"][0]["message"]["content"] == fin.message.content
     assert fin.usage.completion_tokens == raw["usage"]["completion_tokens"]
 
@@ -78,9 +85,7 @@ async def test_streams_through_llamacpp_dialect_with_telemetry(llama_server):
 async def test_non_streaming_usage_equals_server_figures(llama_server):
     m = model(f"llamacpp:{llama_server}#smollm2", stream=False)
     fin = await m.complete(REQ)
-    raw = httpx.post(llama_server + "/chat/completions", timeout=120, json={
-        "model": "smollm2", "messages": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Name three colours."}],
-        "max_tokens": 24, "temperature": 0.0, "seed": 1}).json()
+    raw = await _server_answer(llama_server)
     assert fin.usage.prompt_tokens == raw["usage"]["prompt_tokens"] > 0
     assert fin.usage.completion_tokens == raw["usage"]["completion_tokens"] > 0
     assert fin.cost_usd == 0.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -45,12 +45,18 @@ class ToolCall(BaseModel):
 
 
 class Message(BaseModel):
+    """One conversation turn. Frozen: a message sent to a model is history and never changes,
+    which lets dialects cache each message's wire JSON across the many calls that re-send it."""
+
+    model_config = ConfigDict(frozen=True)
+
     role: Role
     content: str | None = None
     reasoning: Reasoning | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str | None = None  # role == "tool": the call this result answers
     name: str | None = None  # role == "tool": the tool's name
+    _wire: dict[tuple[object, ...], str] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def system(cls, text: str) -> Message:

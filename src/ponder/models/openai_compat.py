@@ -1,9 +1,15 @@
 """The HTTP backend for every OpenAI-compatible endpoint (Kimi, GLM, DeepSeek, vLLM, SGLang,
-llama.cpp, OpenAI), speaking the wire itself over one pooled httpx client per endpoint.
+llama.cpp, OpenAI), speaking the wire itself over one pooled aiohttp session per endpoint.
 
 Why not the `openai` SDK: measured here it spends several times the CPU of a bare post per
 call (it validates the whole history against its types), and in a 100-agent swarm that
 overhead is the engine's. We stay wire-compatible with it; the SDK is a test peer.
+
+Why aiohttp and not httpx: with 100 concurrent streams on one pool, httpx spent 13–18 ms
+of client CPU per call here (its pool does work proportional to the number of pooled
+connections on every request) against 0.35–0.5 ms for aiohttp on the same fan-out
+(`benchmarks/call_overhead.py`, `benchmarks/swarm_fanout.py`). On 2 cores that is the
+difference between a swarm bound by the model's latency and one bound by its own client.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 
 from ..core.errors import MissingKeyError, ModelError, redact
 from ..core.events import Event
@@ -26,22 +32,31 @@ from .catalog import ModelSpec
 from .dialects import Dialect, get_dialect, parse_arguments
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
+_TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
 
-# One pooled client per (event loop, endpoint): keep-alive, many concurrent streams.
-_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, httpx.AsyncClient]] = weakref.WeakKeyDictionary()
+# One pooled session per (event loop, endpoint): keep-alive, many concurrent streams.
+_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aiohttp.ClientSession]] = weakref.WeakKeyDictionary()
 
 
-def shared_client(base_url: str, *, max_connections: int = 512, timeout: httpx.Timeout | None = None) -> httpx.AsyncClient:
+def shared_client(base_url: str, *, max_connections: int = 512, read_timeout_s: float = 300.0) -> aiohttp.ClientSession:
     loop = asyncio.get_running_loop()
     per_loop = _CLIENTS.setdefault(loop, {})
     client = per_loop.get(base_url)
-    if client is None or client.is_closed:
-        client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            timeout=timeout or httpx.Timeout(connect=10.0, read=300.0, write=30.0, pool=300.0),
+    if client is None or client.closed:
+        client = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=read_timeout_s),
+            read_bufsize=2**20,  # an SSE line may carry a large tool-call argument
         )
         per_loop[base_url] = client
     return client
+
+
+async def close_clients() -> None:
+    """Close this event loop's pooled sessions (the CLI calls it before the loop ends)."""
+    loop = asyncio.get_running_loop()
+    for client in (_CLIENTS.pop(loop, None) or {}).values():
+        await client.close()
 
 
 def parse_usage(u: dict[str, Any] | None) -> Usage | None:
@@ -91,7 +106,7 @@ class OpenAICompatModel(ChatModel):
     path = "/chat/completions"
 
     def __init__(self, spec: ModelSpec, *, api_key: str | None = None, max_retries: int = 3,
-                 backoff_s: float = 0.5, timeout_s: float = 300.0, stream: bool = True, client: httpx.AsyncClient | None = None):
+                 backoff_s: float = 0.5, timeout_s: float = 300.0, stream: bool = True, client: aiohttp.ClientSession | None = None):
         if not spec.base_url:
             raise ModelError(f"model {spec.name!r} has no base_url: set one in the catalog or pass --base-url")
         self.spec = spec
@@ -116,11 +131,14 @@ class OpenAICompatModel(ChatModel):
     def build_payload(self, request: ChatRequest) -> dict[str, Any]:
         return self.dialect.build_payload(self.spec, request, stream=self.streaming)
 
+    def build_body(self, request: ChatRequest) -> bytes:
+        return self.dialect.build_body(self.spec, request, stream=self.streaming)
+
     def _clean(self, text: str) -> str:
         return redact(text, [self._key])
 
-    def client(self) -> httpx.AsyncClient:
-        return self._client or shared_client(self.spec.base_url or "")
+    def client(self) -> aiohttp.ClientSession:
+        return self._client or shared_client(self.spec.base_url or "", read_timeout_s=self.timeout_s)
 
     async def _sleep_backoff(self, attempt: int, retry_after: str | None) -> None:
         delay = self.backoff_s * (2**attempt)
@@ -132,7 +150,7 @@ class OpenAICompatModel(ChatModel):
         await asyncio.sleep(min(delay, 30.0) * (0.5 + random.random()))
 
     async def stream(self, request: ChatRequest, *, agent: str = "main") -> AsyncIterator[Event]:
-        body = json.dumps(self.build_payload(request)).encode()
+        body = self.build_body(request)
         asm = CallAssembler(self.spec, agent, self.dialect.name)
         attempt = 0
         while True:
@@ -159,33 +177,38 @@ class OpenAICompatModel(ChatModel):
                 yield asm.error(e, retryable=e.retryable)
                 return
 
-    async def _send(self, body: bytes) -> httpx.Response:
+    async def _send(self, body: bytes) -> aiohttp.ClientResponse:
         try:
-            req = self.client().build_request("POST", self.url, content=body, headers=self._headers)
-            return await self.client().send(req, stream=True)
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as e:
+            return await self.client().post(self.url, data=body, headers=self._headers)
+        except _TRANSPORT_ERRORS as e:
             raise _Retry(f"{type(e).__name__} contacting {self.url}: {self._clean(str(e)) or 'no detail'}") from e
 
-    async def _check(self, resp: httpx.Response) -> None:
-        if resp.status_code < 400:
+    async def _check(self, resp: aiohttp.ClientResponse) -> None:
+        if resp.status < 400:
             return
-        text = (await resp.aread()).decode(errors="replace")
-        await resp.aclose()
+        try:
+            text = (await resp.read()).decode(errors="replace")
+        except _TRANSPORT_ERRORS:
+            text = ""
+        finally:
+            resp.release()
         msg = self._clean(_provider_message(text))
-        if resp.status_code in RETRY_STATUS:
-            raise _Retry(f"HTTP {resp.status_code}: {msg}", status=resp.status_code, retry_after=resp.headers.get("retry-after"))
-        hint = {401: " (check the API key)", 404: " (check base_url and model id)"}.get(resp.status_code, "")
-        raise ModelError(f"{self.spec.name}: HTTP {resp.status_code}{hint}: {msg}", status=resp.status_code, provider_message=msg)
+        if resp.status in RETRY_STATUS:
+            raise _Retry(f"HTTP {resp.status}: {msg}", status=resp.status, retry_after=resp.headers.get("Retry-After"))
+        hint = {401: " (check the API key)", 404: " (check base_url and model id)"}.get(resp.status, "")
+        raise ModelError(f"{self.spec.name}: HTTP {resp.status}{hint}: {msg}", status=resp.status, provider_message=msg)
 
     async def _post_once(self, body: bytes, asm: CallAssembler, request: ChatRequest) -> AsyncIterator[Event]:
         resp = await self._send(body)
         await self._check(resp)
         try:
-            data = json.loads(await resp.aread())
-        except (ValueError, httpx.HTTPError) as e:
+            data = json.loads(await resp.read())
+        except _TRANSPORT_ERRORS as e:
+            raise _Retry(f"{type(e).__name__} reading the response") from e
+        except ValueError as e:
             raise ModelError(self._clean(f"{self.spec.name}: malformed response body: {e}")) from e
         finally:
-            await resp.aclose()
+            resp.release()
         choice = (data.get("choices") or [{}])[0]
         msg = choice.get("message") or {}
         if r := self.dialect.reasoning_of(msg):
@@ -207,17 +230,17 @@ class OpenAICompatModel(ChatModel):
             u = u.model_copy(update={"reasoning_tokens": min(len(asm.reasoning), u.completion_tokens or len(asm.reasoning))})
         return u
 
-    async def _sse(self, resp: httpx.Response, state: _SSEState) -> AsyncIterator[dict[str, Any]]:
+    async def _sse(self, resp: aiohttp.ClientResponse, state: _SSEState) -> AsyncIterator[dict[str, Any]]:
         """Yield the JSON chunks of an SSE response. Transport failures before the first chunk
         are retryable (`_Retry`); after it they are a cut stream (`_Cut`)."""
         try:
-            async for line in resp.aiter_lines():
-                if not line.startswith("data:"):
+            async for raw in resp.content:
+                if not raw.startswith(b"data:"):
                     continue
                 if state.done:
                     continue  # read to the end of the body so the connection goes back to the pool
-                data = line[5:].strip()
-                if data == "[DONE]":
+                data = raw[5:].strip()
+                if data == b"[DONE]":
                     state.done = True
                     continue
                 try:
@@ -226,14 +249,14 @@ class OpenAICompatModel(ChatModel):
                     continue  # a keep-alive or a provider comment line
                 state.received = True
                 if chunk.get("error"):
-                    raise ModelError(self._clean(f"{self.spec.name}: error in stream: {_provider_message(data)}"))
+                    raise ModelError(self._clean(f"{self.spec.name}: error in stream: {_provider_message(data.decode(errors='replace'))}"))
                 yield chunk
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as e:
+        except _TRANSPORT_ERRORS as e:
             if not state.received:
                 raise _Retry(f"{type(e).__name__} before the first chunk") from e
             raise _Cut(f"{self.spec.name}: stream cut mid-way ({type(e).__name__}); partial output kept") from e
         finally:
-            await resp.aclose()
+            resp.release()
 
     def _check_complete(self, state: _SSEState, finish: str | None) -> None:
         if not state.done and finish is None:

@@ -13,6 +13,7 @@ server supports.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -45,6 +46,9 @@ class RawCompletionModel(OpenAICompatModel):
                                 clear_thinking=not request.preserve_reasoning)
         return render_kimi_k2(request.messages, request.tools or None, thinking=thinking,
                               preserve_thinking=request.preserve_reasoning)
+
+    def build_body(self, request: ChatRequest) -> bytes:
+        return json.dumps(self.build_payload(request)).encode()
 
     def build_payload(self, request: ChatRequest) -> dict[str, Any]:
         p: dict[str, Any] = {

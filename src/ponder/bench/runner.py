@@ -1,0 +1,310 @@
+"""The comparison runner: modes x models x suites, bounded concurrency, resumable.
+
+Every (suite, task, mode, model) is one unit of work. Units run under a semaphore; each
+one's row is written to the store as soon as it finishes, so an interrupted comparison
+resumes by skipping the keys already stored. A unit that raises is recorded with its
+error and the comparison goes on: one broken task must not cost an hour of results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from ..core.messages import Message
+from ..engines.base import Budgets, RunResult
+from ..models.base import ChatModel, ChatRequest
+from ..tools.base import Tool
+from .graders import Grade, grade
+from .router import Router, task_features
+from .store import CompareStore, TaskRecord
+from .suites import BUILTIN_SUITES, BenchTask, Suite, jsonl_suite, load_suite
+
+MODES = ("swarm", "interleaved", "single", "auto")
+SINGLE_SYSTEM = "Answer the user's question. End your reply with a line 'Answer: <answer>'."
+
+
+@dataclass
+class CompareConfig:
+    suites: list[str] = field(default_factory=lambda: list(BUILTIN_SUITES))
+    modes: list[str] = field(default_factory=lambda: ["swarm", "interleaved", "single"])
+    models: list[str] = field(default_factory=lambda: ["smollm2"])
+    n: int = 5
+    seed: int = 0
+    demo: bool = False
+    jsonl: list[str] = field(default_factory=list)
+    concurrency: int = 2
+    max_steps: int = 12
+    max_parallel: int = 8  # swarm sub-agents at once
+    task_timeout_s: float | None = 600.0
+    max_tokens: int | None = None  # per single-mode call
+    judge_model: str | None = None
+    time_budget_s: float | None = None  # stop starting new tasks after this long (they stay resumable)
+
+    def validate(self) -> None:
+        bad = [m for m in self.modes if m not in MODES]
+        if bad:
+            raise ValueError(f"unknown mode {bad[0]!r}; use one of {', '.join(MODES)}")
+        if not self.suites and not self.jsonl:
+            raise ValueError("no suite selected; pass --suite deep|wide|reason or --jsonl FILE")
+        bad = [s for s in self.suites if s not in BUILTIN_SUITES]
+        if bad:
+            raise ValueError(f"unknown suite {bad[0]!r}; use one of {', '.join(BUILTIN_SUITES)} or --jsonl FILE")
+        if not self.models:
+            raise ValueError("no model selected; pass --model NAME (e.g. smollm2)")
+        if self.n < 1 or self.concurrency < 1:
+            raise ValueError("--n and --concurrency must be at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CompareConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+class Engine(Protocol):
+    async def run(self, task: str) -> RunResult: ...
+
+
+EngineFactory = Callable[[str, ChatModel, list[Tool], CompareConfig], Engine]
+ModelFactory = Callable[[str], ChatModel]
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def default_engine_factory(engine: str, model: ChatModel, tools: list[Tool], cfg: CompareConfig) -> Engine:
+    """The real engines, by contract. Imported lazily so a missing engine fails only the
+    units that need it, with a message naming what is missing."""
+    budgets = Budgets(max_steps=cfg.max_steps, wall_timeout_s=cfg.task_timeout_s)
+    if engine == "interleaved":
+        try:
+            from ..engines.interleaved import Interleaved
+        except ImportError as e:
+            raise RuntimeError(f"the interleaved engine is not available (ponder.engines.interleaved: {e})") from e
+        return Interleaved(model, tools, thinking="auto", budgets=budgets, agent_id="main")
+    if engine == "swarm":
+        try:
+            from ..engines.swarm import Swarm  # type: ignore[attr-defined]
+        except ImportError as e:
+            raise RuntimeError(f"the swarm engine is not available (ponder.engines.swarm: {e})") from e
+        kwargs: dict[str, Any] = {"sub_model": None, "max_parallel": cfg.max_parallel}
+        optional = {"budgets": budgets, "sub_budgets": Budgets(max_steps=cfg.max_steps),
+                    "orch_max_tokens": cfg.max_tokens}
+        kwargs.update({k: v for k, v in optional.items() if v is not None and _accepts(Swarm, k)})
+        return Swarm(model, tools, **kwargs)
+    raise ValueError(f"unknown engine {engine!r}")
+
+
+@dataclass
+class WorkItem:
+    suite: Suite
+    task: BenchTask
+    mode: str
+    model: str
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return self.task.suite, self.task.task_id, self.mode, self.model
+
+
+def build_suites(cfg: CompareConfig) -> list[Suite]:
+    suites = [load_suite(s, n=cfg.n, seed=cfg.seed, demo=cfg.demo) for s in cfg.suites]
+    suites += [jsonl_suite(p, n=cfg.n) for p in cfg.jsonl]
+    return suites
+
+
+class Runner:
+    def __init__(
+        self,
+        config: CompareConfig,
+        store: CompareStore,
+        *,
+        model_factory: ModelFactory | None = None,
+        engine_factory: EngineFactory | None = None,
+        router: Router | None = None,
+        progress: bool = True,
+        on_record: Callable[[TaskRecord], None] | None = None,
+    ):
+        config.validate()
+        self.cfg = config
+        self.store = store
+        self.model_factory = model_factory or _registry_model
+        self.engine_factory = engine_factory or default_engine_factory
+        self.router = router or Router()
+        self.progress = progress
+        self.on_record = on_record
+        self._models: dict[str, ChatModel] = {}
+        self._judge: Any = None
+        self.skipped = 0  # units left unstarted by the time budget
+
+    def model(self, name: str) -> ChatModel:
+        if name not in self._models:
+            self._models[name] = self.model_factory(name)
+        return self._models[name]
+
+    def plan(self, suites: list[Suite]) -> list[WorkItem]:
+        return [WorkItem(s, t, mode, m) for s in suites for t in s.tasks for mode in self.cfg.modes for m in self.cfg.models]
+
+    async def run(self, comparison_id: str | None = None, *, retry_errors: bool = False) -> str:
+        """Run (or resume) a comparison; returns its id. Already-stored units are skipped."""
+        cid = self.store.new_comparison(self.cfg.to_dict(), comparison_id)
+        suites = build_suites(self.cfg)
+        done = self.store.done_keys(cid, include_errors=not retry_errors)
+        todo = [w for w in self.plan(suites) if w.key not in done]
+        for name in self.cfg.models:  # configuration errors (unknown model, missing key) surface now
+            self.model(name)
+        sem = asyncio.Semaphore(self.cfg.concurrency)
+        bar = _Bar(len(todo), len(done), enabled=self.progress)
+
+        t_start = time.monotonic()
+        self.skipped = 0
+
+        async def guarded(w: WorkItem) -> None:
+            async with sem:
+                if self.cfg.time_budget_s is not None and time.monotonic() - t_start > self.cfg.time_budget_s:
+                    self.skipped += 1  # not recorded: `--resume` will run it
+                    return
+                bar.start(w)
+                rec = await self.run_one(cid, w)
+                self.store.record(rec)
+                bar.finish(rec)
+                if self.on_record:
+                    self.on_record(rec)
+
+        self.store.set_status(cid, "running")
+        try:
+            with bar:
+                await asyncio.gather(*(guarded(w) for w in todo))
+        except BaseException:
+            self.store.set_status(cid, "interrupted")
+            raise
+        self.store.set_status(cid, "partial" if self.skipped else "done")
+        return cid
+
+    async def run_one(self, cid: str, w: WorkItem) -> TaskRecord:
+        task = w.task
+        # the router sees only text-derived features; the suite's own hints are kept apart
+        feats: dict[str, Any] = dict(task_features(task.question))
+        feats.update({f"suite_{k}": v for k, v in task.features.items()})
+        engine = self.router.choose(feats) if w.mode == "auto" else w.mode
+        rec = TaskRecord(cid, task.suite, task.task_id, w.mode, w.model, engine, "ok", features=feats)
+        t0 = time.perf_counter()
+        try:
+            model = self.model(w.model)
+            if engine == "single":
+                coro = self._single(model, task, rec)
+            else:
+                coro = self._engine(engine, model, w.suite, task, rec)
+            if self.cfg.task_timeout_s:
+                await asyncio.wait_for(coro, timeout=self.cfg.task_timeout_s + 30)
+            else:
+                await coro
+            g = await self._grade(task, rec.answer)
+            rec.score, rec.solved, rec.extracted = g.score, g.solved, g.extracted
+            rec.detail.update(g.detail)
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            rec.status, rec.error = "error", f"task timed out after {self.cfg.task_timeout_s:g}s"
+        except Exception as e:  # noqa: BLE001 - record the failure; the comparison goes on
+            rec.status, rec.error = "error", f"{type(e).__name__}: {e}"[:800]
+        rec.wall_s = time.perf_counter() - t0
+        rec.finished_at = time.time()
+        return rec
+
+    async def _single(self, model: ChatModel, task: BenchTask, rec: TaskRecord) -> None:
+        req = ChatRequest(messages=[Message.system(SINGLE_SYSTEM), Message.user(task.question)],
+                          max_tokens=self.cfg.max_tokens)
+        fin = await model.complete(req)
+        rec.answer = fin.message.content or (fin.message.reasoning.text if fin.message.reasoning else None)
+        rec.steps = rec.critical_steps = rec.model_calls = 1
+        rec.prompt_tokens, rec.completion_tokens = fin.usage.prompt_tokens, fin.usage.completion_tokens
+        rec.reasoning_tokens = fin.usage.reasoning_tokens
+        rec.cost_usd, rec.ttft_s, rec.decode_tps = fin.cost_usd, fin.ttft_s, fin.decode_tokens_per_s
+
+    async def _engine(self, engine: str, model: ChatModel, suite: Suite, task: BenchTask, rec: TaskRecord) -> None:
+        runner = self.engine_factory(engine, model, suite.tools(), self.cfg)
+        res = await runner.run(task.question)
+        m = res.metrics
+        rec.answer = res.answer
+        rec.steps, rec.critical_steps = m.steps, m.critical_steps or m.steps
+        rec.tool_calls, rec.model_calls, rec.agents = m.tool_calls, m.model_calls, m.agents
+        rec.prompt_tokens, rec.completion_tokens = m.usage.prompt_tokens, m.usage.completion_tokens
+        rec.reasoning_tokens = m.usage.reasoning_tokens
+        rec.cost_usd, rec.ttft_s, rec.decode_tps = m.cost_usd, m.ttft_first_s, m.decode_tps_median
+        rec.detail["engine_wall_s"] = m.wall_s
+        if m.parallelism is not None:
+            rec.detail["parallelism"] = m.parallelism
+        if res.status != "ok":
+            rec.status = res.status
+            rec.detail["reason"] = res.reason
+            if res.status == "error":
+                rec.error = res.reason or "engine reported an error"
+
+    async def _grade(self, task: BenchTask, answer: str | None) -> Grade:
+        if task.grader != "judge":
+            return grade(task.grader, answer, task.answer, task.meta)
+        if not self.cfg.judge_model:
+            g = grade("exact", answer, task.answer)
+            g.detail["judge"] = "no --judge-model given: graded by normalized exact match"
+            return g
+        if self._judge is None:
+            from .judge import LLMJudge
+
+            self._judge = LLMJudge(self.model(self.cfg.judge_model))
+        return await self._judge.grade(task.question, answer, str(task.answer))
+
+
+def _registry_model(name: str) -> ChatModel:
+    from ..models.registry import model
+
+    return model(name)
+
+
+class _Bar:
+    """A rich progress bar that also says what is running and how many were solved."""
+
+    def __init__(self, total: int, already: int, enabled: bool):
+        self.enabled = enabled and total > 0
+        self.total, self.already = total, already
+        self.solved = self.errors = 0
+        self._p: Any = None
+        self._id: Any = None
+
+    def __enter__(self) -> _Bar:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._p = Progress(TextColumn("[bold]compare"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                               TextColumn("{task.description}"), transient=False)
+            self._p.__enter__()
+            note = f" (resumed: {self.already} already done)" if self.already else ""
+            self._id = self._p.add_task(note, total=self.total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._p is not None:
+            self._p.__exit__(*exc)
+
+    def start(self, w: WorkItem) -> None:
+        if self._p is not None:
+            self._p.update(self._id, description=f"{w.task.task_id} · {w.mode} · {w.model}")
+
+    def finish(self, rec: TaskRecord) -> None:
+        self.solved += rec.solved
+        self.errors += rec.status == "error"
+        if self._p is not None:
+            self._p.update(self._id, advance=1,
+                           description=f"solved {self.solved} · errors {self.errors} · last {rec.task_id}/{rec.mode}")

@@ -1,0 +1,53 @@
+"""User suites from a JSONL file: one task per line.
+
+    {"question": "...", "answer": "...", "grader": "exact"}          # exact | number | judge
+    {"id": "q7", "question": "...", "answer": ["Paris", "paris, fr"], "grader": "exact", "width": 1}
+
+The suite is named after the file (stem) unless a line says "suite". Problems are
+reported with the file and line number, because a bad line in a 500-line file is
+otherwise a needle in a haystack.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..graders import GRADERS
+from .base import BenchTask, Suite
+
+ALLOWED = {"exact", "number", "judge"}
+
+
+class SuiteFileError(ValueError):
+    pass
+
+
+def jsonl_suite(path: str | Path, n: int | None = None) -> Suite:
+    p = Path(path)
+    if not p.is_file():
+        raise SuiteFileError(f"suite file {str(p)!r} not found; pass --jsonl with the path of a .jsonl file")
+    name = p.stem
+    tasks: list[BenchTask] = []
+    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SuiteFileError(f"{p}:{lineno}: not valid JSON ({e.msg}); each line must be one JSON object") from e
+        if not isinstance(row, dict) or "question" not in row or "answer" not in row:
+            raise SuiteFileError(f"{p}:{lineno}: each line needs at least \"question\" and \"answer\"")
+        grader = row.get("grader", "exact")
+        if grader not in ALLOWED:
+            raise SuiteFileError(f"{p}:{lineno}: grader {grader!r} is not available for JSONL suites; use one of "
+                                 f"{', '.join(sorted(ALLOWED))} (all graders: {', '.join(GRADERS)})")
+        name = row.get("suite", name)
+        tid = str(row.get("id", f"{p.stem}-{lineno:04d}"))
+        tasks.append(BenchTask(name, tid, str(row["question"]), row["answer"], grader,
+                               features={"width": int(row.get("width", 1))}))
+        if n is not None and len(tasks) >= n:
+            break
+    if not tasks:
+        raise SuiteFileError(f"{p}: no tasks found (expected one JSON object per line)")
+    return Suite(name, tasks, [], None, f"user suite from {p.name}")

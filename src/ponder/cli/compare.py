@@ -1,0 +1,108 @@
+"""`ponder compare`: which design fits my workload, measured.
+
+Runs suites x modes x models, stores every task's result in SQLite as it finishes
+(resumable with --resume ID), prints the verdict tables and writes a self-contained
+HTML report. `ponder compare --demo` is what `make demo` runs: small offline suites
+with the embedded model, a few minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..core.errors import ConfigError, PonderError
+
+# The embedded model runs one call at a time, so concurrency 1; the time budget keeps
+# `make demo` near 4 minutes even on a slow or busy machine (the rest stays resumable).
+DEMO = {"suites": ["deep", "wide", "reason"], "modes": ["swarm", "interleaved", "single"], "models": ["smollm2"],
+        "n": 2, "max_steps": 4, "task_timeout_s": 30.0, "concurrency": 1, "max_parallel": 4, "max_tokens": 192,
+        "time_budget_s": 200.0}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(compare_cmd)
+
+
+def compare_cmd(
+    suite: Annotated[list[str] | None, typer.Option("--suite", "-s", help="deep | wide | reason (repeatable).")] = None,
+    mode: Annotated[list[str] | None, typer.Option("--mode", help="swarm | interleaved | single | auto (repeatable).")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model name or DIALECT:URL#ID (repeatable).")] = None,
+    n: Annotated[int, typer.Option("--n", help="Tasks per suite.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed for the generated suites.")] = 0,
+    db: Annotated[Path, typer.Option(help="SQLite file for results.")] = Path(".ponder/compare.db"),
+    out: Annotated[Path | None, typer.Option(help="HTML report path (default reports/compare-<id>.html).")] = None,
+    resume: Annotated[str | None, typer.Option(help="Resume the comparison with this id (its stored settings apply).")] = None,
+    concurrency: Annotated[int, typer.Option(help="Tasks running at once.")] = 2,
+    jsonl: Annotated[list[Path] | None, typer.Option("--jsonl", help="A user suite: JSONL with question, answer, grader.")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Small offline suites with the embedded model (what `make demo` runs).")] = False,
+    max_steps: Annotated[int, typer.Option(help="Step budget per engine run.")] = 12,
+    task_timeout: Annotated[float, typer.Option(help="Wall-clock limit per task, seconds.")] = 600.0,
+    judge_model: Annotated[str | None, typer.Option(help="Model that grades free-form ('judge') answers.")] = None,
+    retry_errors: Annotated[bool, typer.Option(help="On --resume, rerun tasks that errored.")] = False,
+    time_budget: Annotated[float | None, typer.Option(help="Stop starting tasks after this many seconds (resumable).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Also print the summary as JSON.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Compare Swarm, Interleaved and a single call on offline suites; print the verdict, write an HTML report."""
+    from rich.console import Console
+
+    from ..bench.html import write_html
+    from ..bench.report import render_terminal, summary_dict
+    from ..bench.router import fit_router
+    from ..bench.runner import CompareConfig, Runner
+    from ..bench.store import CompareStore
+
+    console = Console(width=None if sys.stdout.isatty() else 180)  # piped output: keep the tables whole
+    store = CompareStore(db)
+    if resume:
+        try:
+            cfg = CompareConfig.from_dict(store.config(resume))
+        except KeyError as e:
+            console.print(f"[red]error:[/] {e.args[0]}")
+            raise typer.Exit(2) from None
+        cfg.concurrency = concurrency
+    elif demo:
+        cfg = CompareConfig(**{**DEMO, "suites": suite or DEMO["suites"], "modes": mode or DEMO["modes"],
+                               "models": model or DEMO["models"], "seed": seed})
+    else:
+        cfg = CompareConfig(suites=list(suite) if suite is not None else ([] if jsonl else ["deep", "wide", "reason"]),
+                            modes=mode or ["swarm", "interleaved", "single"], models=model or ["smollm2"], n=n,
+                            seed=seed, jsonl=[str(p) for p in jsonl or []], concurrency=concurrency,
+                            max_steps=max_steps, task_timeout_s=task_timeout, judge_model=judge_model,
+                            time_budget_s=time_budget)
+    try:
+        cfg.validate()
+    except ValueError as e:
+        console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    router = fit_router([r for r in store.results() if r.comparison_id != resume]) if "auto" in cfg.modes else None
+    runner = Runner(cfg, store, router=router, progress=progress) if router else Runner(cfg, store, progress=progress)
+    if router:
+        console.print(f"router: {router.describe()}")
+    t0 = time.perf_counter()
+    try:
+        cid = asyncio.run(runner.run(resume))
+    except KeyboardInterrupt:
+        last = store.comparisons()[-1][0] if store.comparisons() else "?"
+        console.print(f"\n[yellow]interrupted[/]; finished tasks are stored. Resume with: ponder compare --resume {last} --db {db}")
+        raise typer.Exit(130) from None
+    except (ConfigError, PonderError, ValueError, RuntimeError) as e:
+        console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    records = store.results(cid)
+    render_terminal(records, cid, console)
+    if runner.skipped:
+        console.print(f"[yellow]{runner.skipped} task(s) not started within the time budget[/]; run them with: "
+                      f"ponder compare --resume {cid} --db {db}")
+    path = write_html(records, cid, out, cfg.to_dict())
+    if json_out:
+        console.print_json(json.dumps(summary_dict(records), default=str))
+    console.print(f"comparison [bold]{cid}[/] · {len(records)} results · {time.perf_counter() - t0:.1f}s · db {db}")
+    console.print(f"HTML report: [bold]{path.resolve()}[/]")

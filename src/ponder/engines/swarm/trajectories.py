@@ -1,0 +1,116 @@
+"""Trajectory export for RL post-training (PARL): one JSON object per run, written as JSONL.
+
+A trajectory is rebuilt from the event stream alone, so it can come from a live
+`RunResult` or from the run store long after the process exited: per agent, the
+messages it saw and wrote (system and task from the run's metrics, then assistant
+messages with their reasoning and tool calls, then tool results), the tool calls with
+outcomes, and the run's reward components (`r_parallel`, `r_finish`, `r_perf`, `r_parl`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ...core.events import (
+    AgentFinished,
+    AgentSpawned,
+    ModelCallFinished,
+    RunFinished,
+    ToolResult,
+    ToolStarted,
+)
+from ...core.messages import Message
+
+_METRIC_KEYS = ("steps", "critical_steps", "parallelism", "agents", "serial_collapse", "spurious_agents",
+                "tool_calls", "model_calls", "cost_usd", "wall_s")
+
+
+def trajectory(events: Iterable[Any], *, task: str | None = None, run_id: str | None = None,
+               mode: str | None = None) -> dict[str, Any]:
+    evs = list(events)
+    fin = next((e for e in reversed(evs) if isinstance(e, RunFinished)), None)
+    metrics = fin.metrics if fin is not None else {}
+    extra = metrics.get("extra") or {}
+    inputs: dict[str, dict[str, str]] = extra.get("agent_inputs") or {}
+    agents: dict[str, dict[str, Any]] = {}
+    final_agent = fin.agent if fin is not None else "main"
+
+    def agent(aid: str) -> dict[str, Any]:
+        a = agents.get(aid)
+        if a is None:
+            role = "orchestrator" if aid == final_agent else "subagent"
+            msgs: list[dict[str, Any]] = []
+            if role == "orchestrator":
+                if extra.get("orchestrator_system"):
+                    msgs.append(Message.system(extra["orchestrator_system"]).model_dump(mode="json", exclude_none=True))
+                if task:
+                    msgs.append(Message.user(task).model_dump(mode="json", exclude_none=True))
+            elif aid in inputs:
+                msgs.append(Message.system(inputs[aid]["system"]).model_dump(mode="json", exclude_none=True))
+                msgs.append(Message.user(inputs[aid]["user"]).model_dump(mode="json", exclude_none=True))
+            a = agents[aid] = {"role": role, "name": aid, "goal": None, "status": None, "steps": None,
+                               "messages": msgs, "tool_calls": []}
+        return a
+
+    started: dict[str, dict[str, Any]] = {}
+    for ev in evs:
+        if isinstance(ev, AgentSpawned):
+            a = agent(ev.agent_id)
+            a.update(name=ev.name, goal=ev.goal, depends_on=ev.depends_on, model=ev.model)
+            if not a["messages"] and ev.agent_id not in inputs:
+                a["messages"].append(Message.user(ev.goal).model_dump(mode="json", exclude_none=True))
+        elif isinstance(ev, ModelCallFinished):
+            agent(ev.agent)["messages"].append(ev.message.model_dump(mode="json", exclude_none=True))
+        elif isinstance(ev, ToolStarted):
+            started[ev.call_id] = {"arguments": ev.arguments}
+        elif isinstance(ev, ToolResult):
+            a = agent(ev.agent)
+            content = ev.content if ev.ok else ("ERROR: " + (ev.content or ev.error or "tool failed")).replace(
+                "ERROR: ERROR: ", "ERROR: ")
+            a["messages"].append(Message.tool(ev.call_id, content, ev.name).model_dump(mode="json", exclude_none=True))
+            a["tool_calls"].append({"call_id": ev.call_id, "name": ev.name,
+                                    "arguments": started.pop(ev.call_id, {}).get("arguments", {}),
+                                    "ok": ev.ok, "duration_s": round(ev.duration_s, 6)})
+        elif isinstance(ev, AgentFinished):
+            a = agent(ev.agent_id)
+            a.update(status=ev.status, steps=ev.steps, answer=ev.answer, error=ev.error)
+    if fin is not None:
+        o = agent(final_agent)
+        o.update(status=fin.status, answer=fin.answer, steps=extra.get("orchestrator_steps", metrics.get("steps")))
+    return {
+        "run_id": run_id,
+        "mode": mode,
+        "task": task,
+        "status": fin.status if fin else "interrupted",
+        "answer": fin.answer if fin else None,
+        "rewards": metrics.get("rewards") or {},
+        "metrics": {k: metrics.get(k) for k in _METRIC_KEYS if k in metrics},
+        "citations": extra.get("citations"),
+        "agents": agents,
+    }
+
+
+def iter_store_trajectories(store: Any, run_id: str | None = None, *, limit: int = 1_000_000) -> Iterator[dict[str, Any]]:
+    """Trajectories of the runs in a `RunStore` (one run, or all, newest first)."""
+    rows = store.runs(limit=limit)
+    if run_id is not None:
+        rows = [r for r in rows if r["id"] == run_id or r["id"].startswith(run_id)]
+        if not rows:
+            raise KeyError(f"no run {run_id!r} in {getattr(store, 'path', 'the store')}; list runs with `ponder runs`")
+    for r in rows:
+        yield trajectory(store.events(r["id"]), task=r["task"], run_id=r["id"], mode=r["mode"])
+
+
+def write_jsonl(trajectories: Iterable[dict[str, Any]], out: str | Path | Any) -> int:
+    """Write trajectories one per line to a path or an open text file; returns how many."""
+    n = 0
+    if isinstance(out, str | Path):
+        with open(out, "w", encoding="utf-8") as f:
+            return write_jsonl(trajectories, f)
+    for t in trajectories:
+        out.write(json.dumps(t, ensure_ascii=False) + "\n")
+        n += 1
+    return n
