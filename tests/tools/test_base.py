@@ -154,3 +154,23 @@ def test_result_message() -> None:
     assert result_message(bad).content == "ERROR: boom"
     already = ToolResult(call_id="c", name="add", ok=False, content="ERROR: x", error="x")
     assert result_message(already).content == "ERROR: x"
+
+
+async def test_unparseable_arguments_come_back_as_a_tool_error_without_running():
+    from ponder.core.events import ToolResult as _TR
+    from ponder.core.messages import ToolCall as _TC
+    from ponder.tools.base import tool as _tool
+
+    ran = []
+
+    @_tool
+    def echo(text: str) -> str:
+        """Echo."""
+        ran.append(text)
+        return text
+
+    call = _TC(id="c1", name="echo", arguments={}, raw_arguments='{"text": "hi', parse_error="arguments are not valid JSON")
+    evs = [ev async for ev in echo.execute(call)]
+    res = evs[-1]
+    assert isinstance(res, _TR) and not res.ok
+    assert "not valid JSON" in res.error and '{"text": "hi' in res.content and ran == []

@@ -8,7 +8,28 @@ from .files import file_tools
 from .mcp import mcp_tools
 from .sandbox import Sandbox, probe_isolation, python_tool
 
+BUILTIN_TOOLS = ("python", "calculator", "search")
+
+
+def named_tools(names: list[str] | tuple[str, ...]) -> list[Tool]:
+    """Built-in tools by name (the CLI's and the server's `--tools python,calculator,search`).
+    `search` is BM25 over the bundled sample corpus. Unknown names are a clear error."""
+    out: list[Tool] = []
+    for n in names:
+        if n == "python":
+            out.append(python_tool())
+        elif n == "calculator":
+            out.append(calculator_tool())
+        elif n == "search":
+            out.extend(search_tools(sample_corpus()))
+        else:
+            raise ValueError(f"unknown tool {n!r}; use a comma-separated subset of: {', '.join(BUILTIN_TOOLS)}")
+    return out
+
+
 __all__ = [
+    "BUILTIN_TOOLS",
+    "named_tools",
     "Corpus",
     "Document",
     "Sandbox",

@@ -180,7 +180,13 @@ class Tool:
         """Yields ToolStarted, then ToolResult (always last). Never raises (except on cancel)."""
         yield ToolStarted(agent=agent, call_id=call.id, name=self.name, arguments=call.arguments)
         t0 = time.perf_counter()
-        ok, content, error = await self.run(call.arguments)
+        if call.parse_error:
+            # The model's arguments were not JSON: say so (and echo them) instead of running on {}.
+            raw = (call.raw_arguments or "")[:300]
+            error = f"invalid arguments for {self.name}: {call.parse_error}. You sent: {raw}"
+            ok, content = False, error
+        else:
+            ok, content, error = await self.run(call.arguments)
         yield ToolResult(
             agent=agent,
             call_id=call.id,

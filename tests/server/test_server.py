@@ -1,0 +1,73 @@
+"""The SSE server over real HTTP (uvicorn on 127.0.0.1), driven by a scripted test-double model."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+
+from ponder.server import create_app
+from ponder.testing import Reply, ScriptedModel
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    def factory(name: str):
+        if name != "scripted":
+            raise ValueError(f"unknown model {name!r}")
+        return ScriptedModel([Reply(reasoning="add them", tool_calls=[("calculator", {"expression": "2+3"})]),
+                              Reply(reasoning="the tool said 5", content="5")])
+
+    app = create_app(db=tmp_path / "runs.db", model_factory=factory)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    deadline = time.time() + 20
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    t.join(timeout=10)
+
+
+def _sse_events(text: str) -> list[dict]:
+    return [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:")]
+
+
+def test_run_streams_events_and_is_stored(server):
+    with httpx.Client(timeout=60) as c:
+        with c.stream("POST", server + "/v1/runs", json={"task": "2+3?", "model": "scripted", "tools": ["calculator"]}) as r:
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+            body = "".join(r.iter_text())
+        evs = _sse_events(body)
+        types = [e["type"] for e in evs]
+        assert "tool_result" in types and types[-1] == "run_finished"
+        assert next(e for e in evs if e["type"] == "tool_result")["content"].strip() == "5"
+        assert evs[-1]["answer"] == "5" and evs[-1]["status"] == "ok"
+        runs = c.get(server + "/v1/runs").json()
+        assert len(runs) == 1
+        stored = c.get(server + f"/v1/runs/{runs[0]['id']}/events").json()
+        assert [e["type"] for e in stored] == types
+
+
+def test_bad_requests_name_the_problem(server):
+    with httpx.Client(timeout=30) as c:
+        r = c.post(server + "/v1/runs", json={"task": "x", "model": "nope"})
+        assert r.status_code == 400 and "unknown model" in r.json()["detail"]
+        r = c.post(server + "/v1/runs", json={"task": "x", "model": "scripted", "tools": ["rm-rf"]})
+        assert r.status_code == 400 and "unknown tool" in r.json()["detail"]
+        assert c.post(server + "/v1/runs", json={"task": ""}).status_code == 422
+        assert c.get(server + "/v1/runs/nope/events").status_code == 404
+        assert any(m["name"] == "kimi-k2.5" for m in c.get(server + "/v1/models").json())
