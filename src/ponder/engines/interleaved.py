@@ -1,0 +1,538 @@
+"""The Interleaved engine: think before every act, keep the thinking, verify before executing.
+
+GLM-4.7's System-2 design (reference glm-4.7.md §2-3) as an engine over any ChatModel:
+
+* **Interleaved thinking.** The loop is model call -> tool calls (concurrently when a step
+  has several) -> tool results -> model call ..., until the model answers. Every step
+  that acts (calls a tool or answers) while thinking is on must carry reasoning *before*
+  the action. Native thinkers (Kimi, GLM, DeepSeek) are checked (a ReasoningDelta must
+  precede the first ToolCallEvent / ContentDelta); the embedded model is asked through
+  `ChatRequest.thinking="on"` (its grammar puts a `thinking` field first); other chat
+  models are told to write `<think>…</think>` first and the engine splits it out. A step
+  without reasoning is re-asked once with a short instruction; a second miss proceeds
+  and counts as a violation.
+* **Preserved thinking.** Reasoning stays on `Message.reasoning` in `messages` and every
+  call sends the whole conversation with `ChatRequest.preserve_reasoning`. The engine
+  never drops reasoning itself: the wire dialect applies each provider's rule (Kimi
+  keeps the tool-call chain's reasoning even when preservation is off, because its API
+  answers 400 otherwise; GLM sends `clear_thinking: true` and only the current loop's
+  reasoning). For `<think>`-tag models the engine inlines reasoning back into the
+  assistant content, with the same "current chain only" rule when preservation is off.
+* **Turn-level thinking.** `thinking` per engine, per `stream()` call, and per step
+  (`auto`, see `thinking.py`).
+* **Verify before execute.** Code for the `python` tool is parsed and checked against a
+  `CodePolicy` (and optionally self-checked by the model) before it runs; rejected code
+  comes back to the model as a tool error.
+* **Budgets and control.** Every budget, the caller's `cancel` event and model errors end
+  the run with exactly one `RunFinished`; `stream()` never raises except on task
+  cancellation (which it propagates after cleaning up, as asyncio expects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..core.events import (
+    BudgetHit,
+    ContentDelta,
+    ErrorEvent,
+    Event,
+    ModelCallFinished,
+    ReasoningDelta,
+    RunFinished,
+    StepFinished,
+    StepStarted,
+    ToolCallEvent,
+    ToolResult,
+    ToolStarted,
+    VerificationEvent,
+)
+from ..core.messages import Message, Reasoning
+from ..core.store import Session
+from ..core.telemetry import RunTelemetry
+from ..models.base import ChatModel, ChatRequest
+from ..tools.base import Tool, Toolbox, result_message
+from . import prompts
+from .base import Budgets, RunMetrics, RunResult
+from .thinking import ThinkingMode, decide
+from .verify import CodePolicy, check_code, self_check
+
+CODE_TOOLS = frozenset({"python"})
+Elicit = Literal["native", "schema", "tags"]
+
+
+@dataclass
+class _RunState:
+    t0: float
+    telemetry: RunTelemetry = field(default_factory=RunTelemetry)
+    steps: int = 0
+    reasks: int = 0
+    violations: int = 0
+    verifications: int = 0
+    rejections: int = 0
+    fixes: int = 0
+    pending_rejection: bool = False
+    requested_tool_calls: int = 0
+    self_check_calls: int = 0
+    repeat_guards: int = 0
+    thinking_per_step: list[str] = field(default_factory=list)
+    last_content: str | None = None
+
+
+@dataclass
+class _Reply:
+    message: Message
+    reasoning_first: bool
+
+
+class _Done:
+    __slots__ = ("status", "answer", "reason")
+
+    def __init__(self, status: str, answer: str | None, reason: str | None):
+        self.status, self.answer, self.reason = status, answer, reason
+
+
+class Interleaved:
+    """Think-before-act agent loop with preserved reasoning. See the module docstring."""
+
+    def __init__(
+        self,
+        model: ChatModel,
+        tools: Sequence[Tool] | Toolbox = (),
+        *,
+        thinking: ThinkingMode = "auto",
+        preserve_reasoning: bool = True,
+        budgets: Budgets | None = None,
+        system_prompt: str | None = None,
+        verify_code: bool = True,
+        self_check: bool = False,
+        policy: CodePolicy | None = None,
+        session: Session | None = None,
+        agent_id: str = "main",
+        reask_missing_reasoning: bool = True,
+        first_tool_choice: str | dict[str, Any] | None = None,
+    ):
+        if thinking not in ("on", "off", "auto"):
+            raise ValueError(f"thinking must be 'on', 'off' or 'auto', not {thinking!r}")
+        self.model = model
+        self.toolbox = tools if isinstance(tools, Toolbox) else Toolbox(tools)
+        self.thinking: ThinkingMode = thinking
+        self.preserve_reasoning = preserve_reasoning
+        self.budgets = budgets or Budgets()
+        self.verify_code = verify_code
+        self.self_check = self_check
+        self.policy = policy or CodePolicy()
+        self.session = session
+        self.agent_id = agent_id
+        self.reask_missing_reasoning = reask_missing_reasoning
+        # e.g. "required": the first step of every turn must call a tool (weak models otherwise guess)
+        self.first_tool_choice = first_tool_choice
+        self.elicit: Elicit = (
+            "native" if model.native_thinking else "schema" if model.spec.dialect == "embedded" else "tags"
+        )
+        self.system_prompt = system_prompt if system_prompt is not None else self._default_system_prompt()
+        self.messages: list[Message] = list(session.messages) if session is not None else []
+        self._results: dict[str, Message] = {}
+
+    def _default_system_prompt(self) -> str:
+        base = prompts.INTERLEAVED_SYSTEM if len(self.toolbox) else prompts.INTERLEAVED_SYSTEM_NO_TOOLS
+        return base + (" " + prompts.THINK_TAGS_INSTRUCTION if self.elicit == "tags" else "")
+
+    # ---- public API -------------------------------------------------------------------------
+    async def run(self, task: str, **kw: Any) -> RunResult:
+        events: list[Event] = []
+        final: RunFinished | None = None
+        async for ev in self.stream(task, **kw):
+            events.append(ev)
+            if isinstance(ev, RunFinished):
+                final = ev
+        assert final is not None  # stream() always ends with RunFinished
+        return RunResult(
+            answer=final.answer, status=final.status, reason=final.reason,
+            metrics=RunMetrics.model_validate(final.metrics), events=events, messages=list(self.messages),
+        )
+
+    async def stream(
+        self, task: str, *, thinking: ThinkingMode | None = None, cancel: asyncio.Event | None = None
+    ) -> AsyncIterator[Event]:
+        mode = thinking or self.thinking
+        if mode not in ("on", "off", "auto"):
+            raise ValueError(f"thinking must be 'on', 'off' or 'auto', not {mode!r}")
+        st = _RunState(t0=time.monotonic())
+        log: list[Event] = []
+        queue: asyncio.Queue[Event | _Done] = asyncio.Queue(maxsize=64)
+
+        async def emit(ev: Event) -> None:
+            st.telemetry.observe(ev)
+            log.append(ev)
+            await queue.put(ev)
+
+        async def drive() -> None:
+            try:
+                done = await self._drive(task, mode, st, emit)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - an engine bug must still end the run cleanly
+                done = _Done("error", st.last_content, f"engine error: {type(e).__name__}: {e}")
+            await queue.put(done)
+
+        producer = asyncio.create_task(drive())
+        cancel_wait = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
+        deadline = st.t0 + self.budgets.wall_timeout_s if self.budgets.wall_timeout_s is not None else None
+        outcome: _Done | None = None
+        finished = False
+        getter: asyncio.Future[Any] | None = None
+        try:
+            while outcome is None:
+                getter = asyncio.ensure_future(queue.get())
+                waits: set[asyncio.Future[Any]] = {getter} | ({cancel_wait} if cancel_wait else set())
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                if getter.done() and not getter.cancelled():
+                    item = getter.result()
+                    if isinstance(item, _Done):
+                        outcome = item
+                        break
+                    yield item
+                stop_cancel = cancel is not None and cancel.is_set()
+                stop_time = deadline is not None and time.monotonic() >= deadline
+                if not (stop_cancel or stop_time):
+                    continue
+                await self._stop(producer)
+                for ev in self._drain(queue):
+                    yield ev
+                if stop_cancel:
+                    outcome = _Done("cancelled", st.last_content, "cancelled by the caller")
+                else:
+                    limit = float(self.budgets.wall_timeout_s or 0)
+                    hit = BudgetHit(budget="wall_timeout_s", limit=limit, value=round(time.monotonic() - st.t0, 3),
+                                    agent=self.agent_id)
+                    st.telemetry.observe(hit)
+                    log.append(hit)
+                    yield hit
+                    outcome = _Done("budget", st.last_content, f"wall-clock budget reached ({limit:g}s)")
+            self._repair(outcome.reason or outcome.status)
+            fin = RunFinished(status=outcome.status, answer=outcome.answer, reason=outcome.reason,  # type: ignore[arg-type]
+                              metrics=self._metrics(st).model_dump(), agent=self.agent_id)
+            log.append(fin)
+            self._persist(task, fin, log)
+            finished = True
+            yield fin
+        finally:
+            if cancel_wait is not None:
+                cancel_wait.cancel()
+            if getter is not None and not getter.done():
+                getter.cancel()
+            if not producer.done():
+                await self._stop(producer)
+            if not finished:  # task cancelled or consumer stopped early: keep the conversation valid
+                self._repair("interrupted")
+                with contextlib.suppress(Exception):
+                    self._persist(task, None, log)
+
+    # ---- the loop -----------------------------------------------------------------------------
+    async def _drive(self, task: str, mode: ThinkingMode, st: _RunState, emit: Any) -> _Done:
+        b = self.budgets
+        first_turn = not any(m.role == "user" for m in self.messages)
+        if not self.messages and self.system_prompt:
+            self.messages.append(Message.system(self.system_prompt))
+        self.messages.append(Message.user(task))
+        self._results = {}
+        after_error = False
+        first_step = st.steps + 1
+        seen_calls: set[str] = set()
+        force_answer = False
+        while True:
+            if (d := await self._check_spend(st, emit)) is not None:
+                return d
+            if st.steps >= b.max_steps:
+                await emit(BudgetHit(budget="max_steps", limit=b.max_steps, value=st.steps, agent=self.agent_id))
+                return _Done("budget", st.last_content, f"step budget reached ({b.max_steps} steps)")
+            st.steps += 1
+            step = st.steps
+            await emit(StepStarted(step=step, agent=self.agent_id))
+            think = decide(mode, turn_text=task, first_turn=first_turn, after_tool_error=after_error)
+            st.thinking_per_step.append(think)
+            choice = "none" if force_answer else self.first_tool_choice if step == first_step and len(self.toolbox) else None
+            force_answer = False
+            reply = await self._call(think, st, emit, reask=False, tool_choice=choice)
+            if isinstance(reply, _Done):
+                return reply
+            had = reply.reasoning_first
+            note = None
+            if think == "on" and not had:
+                if self.reask_missing_reasoning:
+                    st.reasks += 1
+                    if (d := await self._check_spend(st, emit)) is not None:
+                        return d
+                    reply = await self._call(think, st, emit, reask=True, tool_choice=choice)
+                    if isinstance(reply, _Done):
+                        return reply
+                    had = reply.reasoning_first
+                    note = "re-asked for reasoning"
+                if not had:
+                    st.violations += 1
+                    note = "acted without reasoning (violation)"
+            msg = reply.message
+            self.messages.append(msg)
+            if msg.content:
+                st.last_content = msg.content
+            if not msg.tool_calls:
+                await emit(StepFinished(step=step, tool_calls=0, had_reasoning=had, note=note, agent=self.agent_id))
+                return _Done("ok", msg.content or "", None)
+            if (d := await self._check_spend(st, emit)) is not None:
+                return d
+            calls = msg.tool_calls
+            allowed = len(calls)
+            if b.max_tool_calls is not None:
+                allowed = max(0, min(allowed, b.max_tool_calls - st.requested_tool_calls))
+            st.requested_tool_calls += len(calls)
+            results = await self._run_tools(calls[:allowed], task, st, emit)
+            for call in calls[allowed:]:
+                self._results[call.id] = Message.tool(call.id, prompts.TOOL_NOT_RUN_BUDGET.format(limit=b.max_tool_calls),
+                                                      call.name)
+            self.messages.extend(self._results.pop(c.id) for c in calls)
+            after_error = any(not r.ok for r in results)
+            keys = [f"{c.name}:{json.dumps(c.arguments, sort_keys=True, default=str)}" for c in calls]
+            if all(k in seen_calls for k in keys) and not after_error:
+                # the same call again, its result already in hand: a loop (weak models do this);
+                # the next step may not call tools, so the model has to answer from what it has
+                force_answer = True
+                st.repeat_guards += 1
+                note = (note + "; " if note else "") + "repeated tool call: next step must answer"
+            seen_calls.update(keys)
+            await emit(StepFinished(step=step, tool_calls=len(calls), had_reasoning=had, note=note, agent=self.agent_id))
+            if allowed < len(calls):
+                await emit(BudgetHit(budget="max_tool_calls", limit=float(b.max_tool_calls or 0),
+                                     value=st.requested_tool_calls, agent=self.agent_id))
+                return _Done("budget", st.last_content, f"tool-call budget reached ({b.max_tool_calls} calls)")
+
+    async def _check_spend(self, st: _RunState, emit: Any) -> _Done | None:
+        b, t = self.budgets, st.telemetry
+        if b.max_tokens is not None and t.usage.total_tokens >= b.max_tokens:
+            await emit(BudgetHit(budget="max_tokens", limit=b.max_tokens, value=t.usage.total_tokens, agent=self.agent_id))
+            return _Done("budget", st.last_content, f"token budget reached ({t.usage.total_tokens} of {b.max_tokens})")
+        if b.max_cost_usd is not None and t.cost_usd >= b.max_cost_usd:
+            await emit(BudgetHit(budget="max_cost_usd", limit=b.max_cost_usd, value=t.cost_usd, agent=self.agent_id))
+            return _Done("budget", st.last_content, f"cost budget reached (${t.cost_usd:.6f} of ${b.max_cost_usd:g})")
+        return None
+
+    # ---- one model call -----------------------------------------------------------------------
+    def _request_messages(self, think: str, reask: bool) -> list[Message]:
+        msgs = list(self.messages)
+        if self.elicit == "tags":
+            msgs = self._inline_reasoning(msgs)
+            if think == "off":
+                msgs.append(Message.system(prompts.THINK_OFF_NOTE))
+        if reask:
+            msgs.append(Message.user(prompts.REASK_MISSING_REASONING_TAGS if self.elicit == "tags"
+                                     else prompts.REASK_MISSING_REASONING))
+        return msgs
+
+    def _inline_reasoning(self, msgs: list[Message]) -> list[Message]:
+        """Plain chat APIs have no reasoning field: give the model its <think> blocks back in the
+        content (all of them when preserving, else only the current chain's, as GLM does)."""
+        last_user = max((i for i, m in enumerate(msgs) if m.role == "user"), default=-1)
+        out = []
+        for i, m in enumerate(msgs):
+            if m.role == "assistant" and m.reasoning is not None:
+                keep = self.preserve_reasoning or i > last_user
+                content = f"<think>{m.reasoning.text}</think>{m.content or ''}" if keep else m.content
+                m = m.model_copy(update={"content": content, "reasoning": None})
+            out.append(m)
+        return out
+
+    async def _call(self, think: str, st: _RunState, emit: Any, *, reask: bool,
+                    tool_choice: str | dict[str, Any] | None = None) -> _Reply | _Done:
+        request = ChatRequest(
+            messages=self._request_messages(think, reask),
+            tools=self.toolbox.schemas(),
+            tool_choice=tool_choice,
+            thinking=think,  # type: ignore[arg-type]
+            preserve_reasoning=self.preserve_reasoning,
+        )
+        parser = None
+        if self.elicit == "tags":
+            from ..models.parsers import RawOutputParser
+
+            parser = RawOutputParser(format="think")
+        first_reasoning: int | None = None
+        first_action: int | None = None
+        n = 0
+        final: ModelCallFinished | None = None
+        try:
+            async for ev in self.model.stream(request, agent=self.agent_id):
+                if parser is not None and isinstance(ev, ContentDelta):
+                    for out in self._split(parser.feed(ev.text)):
+                        n += 1
+                        if isinstance(out, ReasoningDelta) and first_reasoning is None:
+                            first_reasoning = n
+                        elif isinstance(out, ContentDelta) and first_action is None:
+                            first_action = n
+                        await emit(out)
+                    continue
+                n += 1
+                if isinstance(ev, ReasoningDelta) and first_reasoning is None:
+                    first_reasoning = n
+                elif isinstance(ev, ContentDelta | ToolCallEvent) and first_action is None:
+                    first_action = n
+                if isinstance(ev, ModelCallFinished):
+                    if parser is not None:
+                        for out in self._split(parser.close()):
+                            n += 1
+                            if isinstance(out, ReasoningDelta) and first_reasoning is None:
+                                first_reasoning = n
+                            await emit(out)
+                        ev = ev.model_copy(update={"message": self._split_message(ev.message)})
+                    final = ev
+                if isinstance(ev, ErrorEvent):
+                    await emit(ev)
+                    return _Done("error", st.last_content, f"model error ({ev.error_type}): {ev.message}")
+                await emit(ev)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - backends should not raise, but a run must end cleanly
+            err = ErrorEvent(error_type=type(e).__name__, message=str(e), agent=self.agent_id)
+            await emit(err)
+            return _Done("error", st.last_content, f"model error ({type(e).__name__}): {e}")
+        if final is None:
+            return _Done("error", st.last_content, f"model {self.model.name!r} ended its stream without a result")
+        msg = final.message
+        has_reasoning = bool(msg.reasoning and msg.reasoning.text.strip())
+        if first_reasoning is None and first_action is None:  # backend streamed nothing: trust the message
+            ok = has_reasoning
+        else:
+            ok = has_reasoning and first_reasoning is not None and (first_action is None or first_reasoning < first_action)
+        return _Reply(msg, ok)
+
+    def _split(self, pieces: list[Any]) -> list[Event]:
+        from ..models.parsers import ContentText, ReasoningText
+
+        out: list[Event] = []
+        for p in pieces:
+            if isinstance(p, ReasoningText) and p.text:
+                out.append(ReasoningDelta(text=p.text, agent=self.agent_id))
+            elif isinstance(p, ContentText) and p.text:
+                out.append(ContentDelta(text=p.text, agent=self.agent_id))
+        return out
+
+    def _split_message(self, msg: Message) -> Message:
+        """The assembled message of a <think>-tag model, with its reasoning moved out of the content."""
+        from ..models.parsers import parse_raw
+
+        if not msg.content or msg.reasoning is not None:
+            return msg
+        parsed = parse_raw(msg.content, "think")
+        reasoning = (parsed.reasoning or "").strip()
+        content = (parsed.content or "").strip() or None
+        return msg.model_copy(update={
+            "content": content,
+            "reasoning": Reasoning(text=reasoning, model=self.model.spec.model_id, dialect="think-tags") if reasoning else None,
+        })
+
+    # ---- tools --------------------------------------------------------------------------------
+    async def _run_tools(self, calls: Sequence[Any], task: str, st: _RunState, emit: Any) -> list[ToolResult]:
+        async def one(call: Any) -> ToolResult:
+            result: ToolResult | None = None
+            rejected = await self._verify(call, task, st, emit)
+            if rejected is not None:
+                await emit(ToolStarted(call_id=call.id, name=call.name, arguments=call.arguments, agent=self.agent_id))
+                result = ToolResult(call_id=call.id, name=call.name, ok=False, content=rejected, error=rejected,
+                                    agent=self.agent_id)
+                await emit(result)
+            else:
+                async for ev in self.toolbox.execute(call, agent=self.agent_id):
+                    await emit(ev)
+                    if isinstance(ev, ToolResult):
+                        result = ev
+            assert result is not None
+            self._results[call.id] = result_message(result)
+            return result
+
+        return list(await asyncio.gather(*(one(c) for c in calls)))
+
+    async def _verify(self, call: Any, task: str, st: _RunState, emit: Any) -> str | None:
+        """None when the call may run; else the tool-error text the model sees."""
+        if not self.verify_code or call.name not in CODE_TOOLS or self.toolbox.get(call.name) is None:
+            return None
+        st.verifications += 1
+        code = call.arguments.get("code") if isinstance(call.arguments, dict) else None
+        chk = check_code(code, self.policy)
+        await emit(VerificationEvent(call_id=call.id, ok=chk.ok, reason=chk.reason, stage="policy", agent=self.agent_id))
+        if chk.ok and self.self_check:
+            st.self_check_calls += 1
+            chk, evs = await self_check(self.model, task, code or "", agent=self.agent_id)
+            for ev in evs:
+                await emit(ev)
+            await emit(VerificationEvent(call_id=call.id, ok=chk.ok, reason=chk.reason, stage="self_check",
+                                         agent=self.agent_id))
+        if not chk.ok:
+            st.rejections += 1
+            st.pending_rejection = True
+            return prompts.VERIFY_REJECTED.format(stage=chk.stage.replace("_", "-"), reason=chk.reason)
+        if st.pending_rejection:
+            st.fixes += 1
+            st.pending_rejection = False
+        return None
+
+    # ---- ending -------------------------------------------------------------------------------
+    @staticmethod
+    async def _stop(task: asyncio.Task[Any]) -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+    @staticmethod
+    def _drain(queue: asyncio.Queue[Any]) -> list[Event]:
+        out = []
+        while not queue.empty():
+            item = queue.get_nowait()
+            if not isinstance(item, _Done):
+                out.append(item)
+        return out
+
+    def _repair(self, reason: str) -> None:
+        """After an interruption, answer every tool call of the last assistant message that has no
+        result yet, so the conversation stays valid for providers (and for the next turn)."""
+        for i in range(len(self.messages) - 1, -1, -1):
+            m = self.messages[i]
+            if m.role == "assistant":
+                answered = {x.tool_call_id for x in self.messages[i + 1:] if x.role == "tool"}
+                for c in m.tool_calls:
+                    if c.id not in answered:
+                        self.messages.append(self._results.pop(c.id, None) or Message.tool(
+                            c.id, prompts.TOOL_NOT_RUN_CANCELLED.format(reason=reason), c.name))
+                break
+            if m.role == "user":
+                break
+        self._results = {}
+
+    def _metrics(self, st: _RunState) -> RunMetrics:
+        s = st.telemetry.summary()
+        t = st.telemetry
+        return RunMetrics(
+            steps=st.steps, critical_steps=st.steps, tool_calls=t.tool_calls, tool_errors=t.tool_errors,
+            model_calls=t.model_calls, usage=t.usage, cost_usd=t.cost_usd,
+            ttft_first_s=s["ttft_first_s"], ttft_median_s=s["ttft_median_s"],  # type: ignore[arg-type]
+            decode_tps_median=s["decode_tps_median"],  # type: ignore[arg-type]
+            wall_s=round(time.monotonic() - st.t0, 4),
+            violations=st.violations, reasks=st.reasks, verifications=st.verifications,
+            rejections=st.rejections, fixes=st.fixes,
+            extra={"thinking_per_step": st.thinking_per_step, "self_check_calls": st.self_check_calls,
+                   "repeat_guards": st.repeat_guards,
+                   "elicit": self.elicit, "preserve_reasoning": self.preserve_reasoning},
+        )
+
+    def _persist(self, task: str, fin: RunFinished | None, log: list[Event]) -> None:
+        if self.session is None:
+            return
+        self.session.save(self.messages)
+        self.session.record_run(task=task, mode="interleaved", model=self.model.name, finished=fin, events=log)
