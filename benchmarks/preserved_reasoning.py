@@ -9,10 +9,9 @@ turn we report, summed over that turn's model calls:
 * reasoning tokens generated.
 
 llama.cpp keeps the last call's tokens in its KV cache and `Llama.generate` skips the
-longest common prefix of the new prompt. The embedded backend does not report that as
-`Usage.cached_prompt_tokens`, so this script measures it itself: before each call it
-renders the prompt exactly as the backend will (same plan, same chat template), tokenizes
-it, and compares it with the context's current tokens (`llm.input_ids`).
+longest common prefix of the new prompt; the embedded backend reports that prefix as
+`Usage.cached_prompt_tokens`, and re-renders earlier turns from the exact text it
+generated (`Message.raw`) so the prefix survives from one step to the next.
 
     .venv/bin/python benchmarks/preserved_reasoning.py [--turns 4] [--max-tokens 256]
 """
@@ -50,36 +49,19 @@ class CallStat:
     ttft: float | None
 
 
-class PrefixMeter(ChatModel):
-    """A measuring wrapper (not a backend): measures the KV prefix llama.cpp will reuse, then delegates."""
+class CallMeter(ChatModel):
+    """A measuring wrapper (not a backend): records each call's figures, then passes events on."""
 
     def __init__(self, inner: Any):
         self.inner = inner
         self.spec = inner.spec
         self.calls: list[CallStat] = []
 
-    def _reused(self, request: ChatRequest) -> tuple[int, int]:
-        pool = self.inner._pool
-        loaded = pool.checkout()  # idle here: pool_size 1 and calls are sequential
-        try:
-            plan = self.inner._plan(request)
-            prompt = loaded.format(plan.messages)
-            toks = loaded.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
-            have = list(loaded.llm.input_ids)
-            n = 0
-            for a, b in zip(have, toks[:-1], strict=False):  # generate() always re-evaluates the last token
-                if a != b:
-                    break
-                n += 1
-            return len(toks), n
-        finally:
-            pool.checkin(loaded)
-
     async def stream(self, request: ChatRequest, *, agent: str = "main") -> AsyncIterator[Event]:
-        prompt, reused = await asyncio.to_thread(self._reused, request)
         async for ev in self.inner.stream(request, agent=agent):
             if isinstance(ev, ModelCallFinished):
-                self.calls.append(CallStat(prompt, reused, ev.usage.reasoning_tokens, ev.ttft_s))
+                u = ev.usage
+                self.calls.append(CallStat(u.prompt_tokens, u.cached_prompt_tokens, u.reasoning_tokens, ev.ttft_s))
             yield ev
 
 
@@ -101,13 +83,13 @@ class Condition:
 
 
 async def run_condition(preserve: bool, turns: list[str], max_tokens: int) -> Condition:
-    from ponder.cli.run import build_tools
+    from ponder.tools import named_tools
 
     inner = get_model("smollm2", temperature=0.0, max_tokens=max_tokens)
-    meter = PrefixMeter(inner)
+    meter = CallMeter(inner)
     # first_tool_choice="required": each turn starts with a calculator call, so every turn has a
     # tool-call step whose reasoning the backend can (or, with preservation off, cannot) send back
-    eng = Interleaved(meter, build_tools(["calculator"]), thinking="on", preserve_reasoning=preserve,
+    eng = Interleaved(meter, named_tools(["calculator"]), thinking="on", preserve_reasoning=preserve,
                       first_tool_choice="required")
     eng.budgets.max_steps = 4
     cond = Condition(preserve)

@@ -56,6 +56,9 @@ class Message(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str | None = None  # role == "tool": the call this result answers
     name: str | None = None  # role == "tool": the tool's name
+    # The exact text the model generated for this turn, when the backend knows it (embedded,
+    # raw completions): re-rendering it byte-for-byte keeps the KV prefix cache valid.
+    raw: str | None = None
     _wire: dict[tuple[object, ...], str] = PrivateAttr(default_factory=dict)
 
     @classmethod

@@ -90,7 +90,7 @@ class CallAssembler:
     tokens/s is (completion tokens - 1) / (end - first token).
     """
 
-    __slots__ = ("spec", "agent", "t0", "t_first", "content", "reasoning", "tool_calls", "usage", "finish_reason", "dialect")
+    __slots__ = ("spec", "agent", "t0", "t_first", "content", "reasoning", "tool_calls", "usage", "finish_reason", "dialect", "raw")
 
     def __init__(self, spec: ModelSpec, agent: str = "main", dialect: str | None = None):
         self.spec = spec
@@ -103,6 +103,7 @@ class CallAssembler:
         self.tool_calls: list[ToolCall] = []
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
+        self.raw: str | None = None  # the whole generated text, when the backend has it
 
     def _mark(self) -> None:
         if self.t_first is None:
@@ -129,10 +130,12 @@ class CallAssembler:
 
     def message(self) -> Message:
         text = "".join(self.reasoning)
-        return Message.assistant(
-            "".join(self.content) or None,
+        return Message(
+            role="assistant",
+            content="".join(self.content) or None,
             reasoning=Reasoning(text=text, model=self.spec.model_id, dialect=self.dialect) if text else None,
             tool_calls=list(self.tool_calls),
+            raw=self.raw,
         )
 
     def finish(self, usage: Usage | None = None, finish_reason: str | None = None) -> list[Event]:

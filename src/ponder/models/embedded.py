@@ -221,6 +221,7 @@ class GenerationStats:
     """What the worker did for one call; `EmbeddedModel.last_stats` keeps the latest."""
 
     prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0  # prompt prefix reused from the context's KV cache
     completion_tokens: int = 0
     finish: str = "stop"  # stop | length | cancelled | error
     t_first: float | None = None
@@ -275,12 +276,18 @@ class EmbeddedModel(ChatModel):
         use_tools = bool(request.tools) and request.tool_choice != "none"
         system_extra: list[str] = []
         schema: dict[str, Any] | None
-        if use_tools:
-            tools = selected_tools(request.tools, request.tool_choice)
-            forced = request.tool_choice == "required" or isinstance(request.tool_choice, dict)
-            schema = action_schema(request.tools, tool_choice=request.tool_choice, thinking=thinking, bounds=bounds,
+        if request.tools:
+            # Always describe every tool, whatever tool_choice says (the grammar enforces it):
+            # the system prompt then stays identical across steps and the KV prefix is reused.
+            system_extra.append(describe_tools(request.tools, thinking=thinking))
+        if request.tools:
+            # tool_choice "none" keeps the same reply format with only the answer branch open
+            callable_tools = request.tools if use_tools else []
+            choice = request.tool_choice if use_tools else None
+            selected_tools(callable_tools, choice)  # a bad named choice fails here, clearly
+            forced = choice == "required" or isinstance(choice, dict)
+            schema = action_schema(callable_tools, tool_choice=choice, thinking=thinking, bounds=bounds,
                                    answer=request.response_schema)
-            system_extra.append(describe_tools(tools, thinking=thinking, required=forced))
             if request.response_schema is not None and not forced:
                 system_extra.append(f"An answer must be JSON matching this schema: {json.dumps(request.response_schema)}")
             mode = "tools"
@@ -365,15 +372,16 @@ class EmbeddedModel(ChatModel):
             fut.cancel()
 
     def _close(self, asm: CallAssembler, plan: _Plan, text: str, stats: GenerationStats, reasoning_tokens: int) -> list[Event]:
-        usage = Usage(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens,
-                      reasoning_tokens=reasoning_tokens if asm.reasoning else 0)
+        usage = Usage(prompt_tokens=stats.prompt_tokens, cached_prompt_tokens=stats.cached_prompt_tokens,
+                      completion_tokens=stats.completion_tokens, reasoning_tokens=reasoning_tokens if asm.reasoning else 0)
         asm.usage = usage
+        asm.raw = text
         if plan.mode == "text":
             return asm.finish(usage, stats.finish)
         try:
-            obj = json.loads(text)
+            obj = json.loads(text, strict=False)  # the grammar may let a raw newline into a string
         except json.JSONDecodeError as e:
-            if plan.mode == "answer" and stats.finish == "length":
+            if stats.finish == "length" and plan.mode in ("answer", "tools") and asm.content and not asm.tool_calls:
                 return asm.finish(usage, "length")  # the streamed answer is the truncated reply
             why = f"cut at max_tokens={plan.max_tokens}; raise max_tokens" if stats.finish == "length" else str(e)
             return [asm.error(MalformedReply(f"embedded model reply is not complete JSON ({why}): {text[:200]!r}"))]
@@ -440,6 +448,9 @@ class EmbeddedModel(ChatModel):
                 "(n_ctx). Shorten the conversation or load the model with a larger n_ctx option."
             )
         budget = min(plan.max_tokens, room)
+        # llama.cpp's generate() keeps the longest common prefix of the previous call's tokens
+        # (all but the last prompt token); count it so Usage shows what was not re-processed.
+        stats.cached_prompt_tokens = _common_prefix(llm._input_ids, tokens[:-1]) if llm.n_tokens > 0 else 0
         grammar = _grammar(json.dumps(plan.schema)) if plan.schema is not None else None
         # the context is shared between calls: without a seed, draw a fresh one each call
         llm.set_seed(plan.seed if plan.seed is not None else random.getrandbits(32))
@@ -475,6 +486,15 @@ class EmbeddedModel(ChatModel):
         tail = stopper.flush(decoder.decode(b"", final=True)) if stats.finish != "cancelled" else ""
         if tail:
             job.post(("tok", (tail, time.perf_counter())))
+
+
+def _common_prefix(a: Any, b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _eog_check(llm: Any) -> Callable[[int], bool]:
@@ -540,7 +560,10 @@ def _to_chat(messages: list[Message], system_extra: list[str], keep_reasoning: b
     """
     out: list[dict[str, str]] = []
     for m in messages:
-        if m.role == "assistant" and m.tool_calls:
+        if m.role == "assistant" and m.raw and (keep_reasoning or m.reasoning is None):
+            # exactly what was generated (thinking included): the KV prefix cache stays valid
+            out.append({"role": "assistant", "content": m.raw})
+        elif m.role == "assistant" and m.tool_calls:
             parts = []
             for c in m.tool_calls:
                 obj: dict[str, Any] = {}

@@ -22,6 +22,7 @@ from typing import Any
 # token budget (see `Bounds.for_budget`) so a weak model cannot talk past max_tokens.
 _MIN_STR = 16
 _MAX_STR = 600
+_MIN_ITEM = 64  # characters one array item is given at least (an object of a few short strings)
 
 
 @dataclass(frozen=True)
@@ -38,34 +39,39 @@ class Bounds:
         """Caps that keep a whole constrained reply well within `max_tokens`.
 
         JSON text under these grammars averages about three characters a token for this
-        tokenizer; the caps spend roughly a third of the budget on thinking and most of the
-        rest on the answer or the arguments, leaving room for the structure itself.
+        tokenizer, but digits are one token each, and a weak model fills strings with
+        numbers (dates, counts): the caps assume two characters a token, and spend a quarter
+        of that on thinking and most of the rest on the answer or the arguments,
+        leaving room for the structure itself.
         """
-        chars = max(max_tokens, 8) * 3
+        chars = max(max_tokens, 8) * 2
 
         return cls(
-            thinking=max(_MIN_STR, min(_MAX_STR, chars // 3)),
+            thinking=max(_MIN_STR, min(_MAX_STR, chars // 4)),
             answer=max(_MIN_STR, min(_MAX_STR * 3, chars // 2)),
             string=max(_MIN_STR, min(_MAX_STR, chars // 5)),
             items=8 if max_tokens >= 128 else 4,
         )
 
 
-def bound_schema(schema: dict[str, Any], bounds: Bounds) -> dict[str, Any]:
+def bound_schema(schema: dict[str, Any], bounds: Bounds, budget: int | None = None) -> dict[str, Any]:
     """Return a copy of `schema` whose strings, arrays and objects are all bounded.
 
     Every value valid for the result is valid for the input: we only add `maxLength`,
-    `maxItems` and `additionalProperties: false` where the schema said nothing.
+    `maxItems` and `additionalProperties: false` where the schema said nothing. Caps are
+    shared out of one character `budget` (default: the answer's) as the schema nests —
+    an array of N objects of P strings gives each string about budget / (N * P) — so a
+    list of objects cannot outgrow max_tokens the way per-field caps alone let it.
     """
     out = copy.deepcopy(schema)
-    _bound_in_place(out, bounds)
+    _bound_in_place(out, bounds, bounds.answer if budget is None else budget)
     return out
 
 
-def _bound_in_place(node: Any, bounds: Bounds) -> None:
+def _bound_in_place(node: Any, bounds: Bounds, budget: int) -> None:
     if isinstance(node, list):
         for item in node:
-            _bound_in_place(item, bounds)
+            _bound_in_place(item, bounds, budget)
         return
     if not isinstance(node, dict):
         return
@@ -73,24 +79,28 @@ def _bound_in_place(node: Any, bounds: Bounds) -> None:
     type_set = set(types) if isinstance(types, list) else {types} if types else set()
     constrained = any(k in node for k in ("enum", "const", "pattern", "format"))
     if "string" in type_set and not constrained and "maxLength" not in node:
-        node["maxLength"] = bounds.string
-        if "minLength" in node and node["minLength"] > bounds.string:
+        node["maxLength"] = max(_MIN_STR, min(bounds.string, budget))
+        if "minLength" in node and node["minLength"] > node["maxLength"]:
             node["maxLength"] = node["minLength"]
+    item_budget = budget
     if "array" in type_set and "maxItems" not in node:
-        node["maxItems"] = max(bounds.items, node.get("minItems", 0))
+        n = max(node.get("minItems", 0), min(bounds.items, max(1, budget // _MIN_ITEM)))
+        node["maxItems"] = n
+        item_budget = max(_MIN_STR, budget // max(n, 1))
     if ("object" in type_set or "properties" in node) and "additionalProperties" not in node and node.get("properties"):
         node["additionalProperties"] = False
     for key in ("properties", "$defs", "definitions", "patternProperties"):
         sub = node.get(key)
         if isinstance(sub, dict):
+            share = max(_MIN_STR, budget // max(1, len(sub))) if key == "properties" else budget
             for child in sub.values():
-                _bound_in_place(child, bounds)
+                _bound_in_place(child, bounds, share)
     for key in ("items", "additionalProperties", "not", "if", "then", "else", "contains"):
         if isinstance(node.get(key), dict):
-            _bound_in_place(node[key], bounds)
+            _bound_in_place(node[key], bounds, item_budget if key == "items" else budget)
     for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
         if isinstance(node.get(key), list):
-            _bound_in_place(node[key], bounds)
+            _bound_in_place(node[key], bounds, item_budget if key == "prefixItems" else budget)
 
 
 def _tool_function(tool: dict[str, Any]) -> dict[str, Any]:
@@ -178,8 +188,11 @@ def _wrap(value: dict[str, Any], key: str, thinking: bool, bounds: Bounds) -> di
     return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
 
 
-def describe_tools(tools: list[dict[str, Any]], *, thinking: bool, required: bool) -> str:
-    """A short system-prompt block naming the tools and the reply format."""
+def describe_tools(tools: list[dict[str, Any]], *, thinking: bool) -> str:
+    """A short system-prompt block naming the tools and the reply format.
+
+    It does not depend on `tool_choice` (the grammar enforces that): a system prompt that
+    changed between steps would invalidate the whole KV prefix cache at every step."""
     lines = ["You can use these tools:"]
     for tool in tools:
         fn = _tool_function(tool)
@@ -189,7 +202,7 @@ def describe_tools(tools: list[dict[str, Any]], *, thinking: bool, required: boo
         lines.append(f"- {fn['name']}({args})" + (f": {desc}" if desc else ""))
     think = 'first "thinking" (your short step-by-step reasoning about the request), then ' if thinking else ""
     call = '"action": {"tool": <tool name>, "arguments": {<its arguments>}} to call a tool'
-    answer = "" if required else ', or "action": {"answer": <your reply>} to answer directly'
+    answer = ', or "action": {"answer": <your reply>} to answer directly'
     lines.append(f"Reply with one JSON object holding {think}{call}{answer}.")
     return "\n".join(lines)
 
