@@ -98,6 +98,10 @@ class _Done:
         self.status, self.answer, self.reason = status, answer, reason
 
 
+_STOP_CANCEL = object()  # queued by the cancel watcher
+_STOP_TIME = object()  # queued by the wall-clock timer
+
+
 class Interleaved:
     """Think-before-act agent loop with preserved reasoning. See the module docstring."""
 
@@ -166,12 +170,15 @@ class Interleaved:
             raise ValueError(f"thinking must be 'on', 'off' or 'auto', not {mode!r}")
         st = _RunState(t0=time.monotonic())
         log: list[Event] = []
-        queue: asyncio.Queue[Event | _Done] = asyncio.Queue(maxsize=64)
+        # One queue carries the producer's events and the two stop signals (cancel, wall
+        # clock), so the consumer does a single `await queue.get()` per event: no futures or
+        # asyncio.wait per event, which dominated a 100-agent swarm's client CPU.
+        queue: asyncio.Queue[Any] = asyncio.Queue()
 
         async def emit(ev: Event) -> None:
             st.telemetry.observe(ev)
             log.append(ev)
-            await queue.put(ev)
+            queue.put_nowait(ev)
 
         async def drive() -> None:
             try:
@@ -180,36 +187,32 @@ class Interleaved:
                 raise
             except Exception as e:  # noqa: BLE001 - an engine bug must still end the run cleanly
                 done = _Done("error", st.last_content, f"engine error: {type(e).__name__}: {e}")
-            await queue.put(done)
+            queue.put_nowait(done)
+
+        async def watch_cancel(ev: asyncio.Event) -> None:
+            await ev.wait()
+            queue.put_nowait(_STOP_CANCEL)
 
         producer = asyncio.create_task(drive())
-        cancel_wait = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
-        deadline = st.t0 + self.budgets.wall_timeout_s if self.budgets.wall_timeout_s is not None else None
+        cancel_watch = asyncio.create_task(watch_cancel(cancel)) if cancel is not None else None
+        timer = None
+        if self.budgets.wall_timeout_s is not None:
+            timer = asyncio.get_running_loop().call_later(max(0.0, self.budgets.wall_timeout_s), queue.put_nowait, _STOP_TIME)
         outcome: _Done | None = None
         finished = False
-        getter: asyncio.Future[Any] | None = None
         try:
             while outcome is None:
-                getter = asyncio.ensure_future(queue.get())
-                waits: set[asyncio.Future[Any]] = {getter} | ({cancel_wait} if cancel_wait else set())
-                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()
-                if getter.done() and not getter.cancelled():
-                    item = getter.result()
-                    if isinstance(item, _Done):
-                        outcome = item
-                        break
+                item = await queue.get()
+                if isinstance(item, _Done):
+                    outcome = item
+                    break
+                if item is not _STOP_CANCEL and item is not _STOP_TIME:
                     yield item
-                stop_cancel = cancel is not None and cancel.is_set()
-                stop_time = deadline is not None and time.monotonic() >= deadline
-                if not (stop_cancel or stop_time):
                     continue
                 await self._stop(producer)
                 for ev in self._drain(queue):
                     yield ev
-                if stop_cancel:
+                if item is _STOP_CANCEL:
                     outcome = _Done("cancelled", st.last_content, "cancelled by the caller")
                 else:
                     limit = float(self.budgets.wall_timeout_s or 0)
@@ -227,10 +230,10 @@ class Interleaved:
             finished = True
             yield fin
         finally:
-            if cancel_wait is not None:
-                cancel_wait.cancel()
-            if getter is not None and not getter.done():
-                getter.cancel()
+            if cancel_watch is not None:
+                cancel_watch.cancel()
+            if timer is not None:
+                timer.cancel()
             if not producer.done():
                 await self._stop(producer)
             if not finished:  # task cancelled or consumer stopped early: keep the conversation valid
@@ -495,7 +498,7 @@ class Interleaved:
         out = []
         while not queue.empty():
             item = queue.get_nowait()
-            if not isinstance(item, _Done):
+            if not isinstance(item, _Done) and item is not _STOP_CANCEL and item is not _STOP_TIME:
                 out.append(item)
         return out
 

@@ -35,6 +35,22 @@ from .catalog import ModelSpec
 _KIMI_ID = re.compile(r"^(functions\.)?[\w\-.]+:\d+$")
 
 
+_TOOLS_JSON: dict[int, tuple[list[dict[str, Any]], str]] = {}
+
+
+def _tools_json(tools: list[dict[str, Any]]) -> str:
+    """JSON of a tool list, cached by the list's identity (an agent passes the same list on
+    every step). The cache holds the list itself, so an id is never reused while cached."""
+    hit = _TOOLS_JSON.get(id(tools))
+    if hit is not None and hit[0] is tools:
+        return hit[1]
+    if len(_TOOLS_JSON) >= 1024:
+        _TOOLS_JSON.clear()
+    text = json.dumps(tools)
+    _TOOLS_JSON[id(tools)] = (tools, text)
+    return text
+
+
 def _last_user_index(messages: list[Message]) -> int:
     for i in range(len(messages) - 1, -1, -1):
         if messages[i].role == "user":
@@ -123,9 +139,19 @@ class Dialect:
         return {"messages": self.messages(request), **self._head(spec, request, stream)}
 
     def build_body(self, spec: ModelSpec, request: ChatRequest, stream: bool) -> bytes:
-        head = json.dumps(self._head(spec, request, stream))
-        msgs = ",".join(self.message_json(*x) for x in self._plan(request))
-        return ('{"messages": [' + msgs + "], " + head[1:]).encode() if head != "{}" else ('{"messages": [' + msgs + "]}").encode()
+        """The same JSON as `build_payload`, assembled from cached pieces: each message's JSON
+        and the tool schemas' JSON are encoded once and reused on every later step."""
+        head_d = self._head(spec, request, stream)
+        tools = head_d.pop("tools", None)
+        parts = ['{"messages": [', ",".join(self.message_json(*x) for x in self._plan(request)), "]"]
+        if tools is not None:
+            parts += [', "tools": ', _tools_json(tools)]
+        head = json.dumps(head_d)
+        if head != "{}":
+            parts += [", ", head[1:]]
+        else:
+            parts.append("}")
+        return "".join(parts).encode()
 
     def _head(self, spec: ModelSpec, request: ChatRequest, stream: bool) -> dict[str, Any]:
         p: dict[str, Any] = {"model": spec.model_id, "stream": stream}

@@ -343,6 +343,7 @@ class Toolbox:
 
     def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = ()):
         self._tools: dict[str, Tool] = {}
+        self._schemas: list[dict[str, Any]] | None = None
         for t in tools:
             self.add(t)
 
@@ -356,9 +357,14 @@ class Toolbox:
         if tool_.name in self._tools:
             raise ValueError(f"duplicate tool name {tool_.name!r}: give one of them another name= ")
         self._tools[tool_.name] = tool_
+        self._schemas = None
 
     def schemas(self) -> list[dict[str, Any]]:
-        return [t.schema() for t in self._tools.values()]
+        """The tools' schemas: one list object until a tool is added, so model backends can
+        cache its JSON across an agent's steps. Treat it as read-only."""
+        if self._schemas is None:
+            self._schemas = [t.schema() for t in self._tools.values()]
+        return self._schemas
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
