@@ -39,7 +39,9 @@ async def test_calculator_tool() -> None:
     r = await Toolbox([t]).run(ToolCall(id="1", name="calculator", arguments={"expression": "3 * (4 + 5)"}))
     assert r.ok and r.content == "27"
     r = await Toolbox([t]).run(ToolCall(id="1", name="calculator", arguments={"expression": "open('x')"}))
-    assert not r.ok and r.error.startswith("calculator: unknown function 'open'")
+    assert not r.ok and "expression" in r.error  # refused by the schema's pattern before evaluation
+    with pytest.raises(CalcError, match="unknown function 'open'"):  # and the evaluator refuses it too
+        calculate("open(1)")
 
 
 @pytest.fixture
@@ -89,3 +91,20 @@ async def test_symlink_escape_is_refused(box) -> None:
     assert not r.ok and (outside / "secret.txt").read_text() == "SECRET"
     r = await call(tb, "list_dir", path="linkdir")
     assert not r.ok and "secret.txt" not in r.content
+
+
+async def test_calculator_schema_constrains_expressions_and_rejects_prose():
+    from ponder.core.events import ToolResult as _TR
+    from ponder.core.messages import ToolCall as _TC
+    from ponder.tools import calculator_tool
+
+    t = calculator_tool()
+    assert "pattern" in t.schema()["function"]["parameters"]["properties"]["expression"]
+
+    async def run(expr):
+        return [ev async for ev in t.execute(_TC(id="c", name="calculator", arguments={"expression": expr}))][-1]
+
+    ok = await run("sqrt(144) + max(2, 3) ,")
+    assert isinstance(ok, _TR) and ok.ok and ok.content == "15.0"
+    bad = await run("17 * 23 = 321, 23 is")
+    assert not bad.ok and "pattern" in bad.error

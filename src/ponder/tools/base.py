@@ -287,7 +287,7 @@ def _clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
 def _build_arg_model(fn: Callable[..., Any], name: str, arg_docs: dict[str, str]) -> type[BaseModel]:
     sig = inspect.signature(fn)
     try:
-        hints = get_type_hints(fn)
+        hints = get_type_hints(fn, include_extras=True)  # keep Annotated[..., Field(...)] constraints
     except Exception:  # noqa: BLE001 - unresolvable forward refs: fall back to Any
         hints = {}
     fields: dict[str, Any] = {}

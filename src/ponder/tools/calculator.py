@@ -9,7 +9,9 @@ from __future__ import annotations
 import ast
 import math
 import operator
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from .base import Tool, ToolFailure, tool
 
@@ -94,15 +96,22 @@ def calculate(expression: str) -> int | float:
     if len(expression) > MAX_EXPR_CHARS:
         raise CalcError(f"expression too long ({len(expression)} characters, limit {MAX_EXPR_CHARS})")
     try:
-        tree = ast.parse(expression.strip().replace("^", "**"), mode="eval")
+        tree = ast.parse(expression.strip().rstrip(",").strip().replace("^", "**"), mode="eval")  # a stray trailing comma is not intent
     except SyntaxError as e:
         raise CalcError(f"not a valid expression: {e.msg}") from None
     return _eval(tree)
 
 
+# Only characters an arithmetic expression can hold. It is in the tool's JSON schema, so a
+# backend with constrained decoding (the embedded model) cannot even write `{17} * {23}`.
+EXPRESSION_PATTERN = (
+    r"^([0-9+*/%^(). ,-]|sqrt|log|exp|sin|cos|tan|floor|ceil|round|abs|factorial|gcd|min|max|pi|e){1,80}$"
+)
+
+
 def calculator_tool() -> Tool:
     @tool(name="calculator", timeout_s=5.0)
-    def calculator(expression: str) -> str:
+    def calculator(expression: Annotated[str, Field(pattern=EXPRESSION_PATTERN)]) -> str:
         """Evaluate an arithmetic expression exactly (integers) or in floating point.
         Supports + - * / // % ** (or ^), parentheses, pi, e, and sqrt, log, exp, sin, cos,
         tan, floor, ceil, round, abs, factorial, gcd, min, max.
