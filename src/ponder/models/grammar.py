@@ -57,8 +57,9 @@ class Bounds:
 def bound_schema(schema: dict[str, Any], bounds: Bounds, budget: int | None = None) -> dict[str, Any]:
     """Return a copy of `schema` whose strings, arrays and objects are all bounded.
 
-    Every value valid for the result is valid for the input: we only add `maxLength`,
-    `maxItems` and `additionalProperties: false` where the schema said nothing. Caps are
+    Every value valid for the result is valid for the input: we only add or tighten
+    `maxLength` and `maxItems` (never below a minimum), and add `additionalProperties:
+    false` where the schema said nothing. Caps are
     shared out of one character `budget` (default: the answer's) as the schema nests —
     an array of N objects of P strings gives each string about budget / (N * P) — so a
     list of objects cannot outgrow max_tokens the way per-field caps alone let it.
@@ -78,13 +79,15 @@ def _bound_in_place(node: Any, bounds: Bounds, budget: int) -> None:
     types = node.get("type")
     type_set = set(types) if isinstance(types, list) else {types} if types else set()
     constrained = any(k in node for k in ("enum", "const", "pattern", "format"))
-    if "string" in type_set and not constrained and "maxLength" not in node:
-        node["maxLength"] = max(_MIN_STR, min(bounds.string, budget))
-        if "minLength" in node and node["minLength"] > node["maxLength"]:
-            node["maxLength"] = node["minLength"]
+    # A cap the schema already has is only ever tightened (a plan tool may allow 100 items;
+    # 192 tokens do not), never below its minimum: every value valid here stays valid there.
+    if "string" in type_set and not constrained:
+        cap = max(_MIN_STR, min(bounds.string, budget))
+        node["maxLength"] = max(node.get("minLength", 0), min(node.get("maxLength", cap), cap))
     item_budget = budget
-    if "array" in type_set and "maxItems" not in node:
-        n = max(node.get("minItems", 0), min(bounds.items, max(1, budget // _MIN_ITEM)))
+    if "array" in type_set:
+        n = min(bounds.items, max(1, budget // _MIN_ITEM))
+        n = max(node.get("minItems", 0), min(node.get("maxItems", n), n))
         node["maxItems"] = n
         item_budget = max(_MIN_STR, budget // max(n, 1))
     if ("object" in type_set or "properties" in node) and "additionalProperties" not in node and node.get("properties"):
