@@ -131,3 +131,13 @@ def test_fast_body_is_the_same_json_as_the_payload_and_cache_is_per_rendering():
     on = get_dialect("glm").build_body(spec, ChatRequest(messages=msgs, preserve_reasoning=True), False)
     off = get_dialect("glm").build_body(spec, ChatRequest(messages=msgs, preserve_reasoning=False), False)
     assert b"R1: look it up" in on and b"R1: look it up" not in off
+
+
+def test_a_copied_message_does_not_reuse_the_originals_wire_json():
+    spec = resolve("kimi-k2.5")
+    orig = Message.assistant("X", reasoning="R")
+    d = get_dialect("openai")
+    first = d.build_body(spec, ChatRequest(messages=[Message.user("q"), orig]), False)
+    copy = orig.model_copy(update={"content": "<think>R</think>X", "reasoning": None})
+    second = d.build_body(spec, ChatRequest(messages=[Message.user("q"), copy]), False)
+    assert b"<think>R</think>X" in second and b"<think>" not in first

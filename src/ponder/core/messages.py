@@ -61,6 +61,12 @@ class Message(BaseModel):
     raw: str | None = None
     _wire: dict[tuple[object, ...], str] = PrivateAttr(default_factory=dict)
 
+    def model_copy(self, *, update: dict[str, object] | None = None, deep: bool = False) -> Message:
+        """A copy is a different message: it must not share the wire-JSON cache."""
+        m = super().model_copy(update=update, deep=deep)
+        m._wire = {}
+        return m
+
     @classmethod
     def system(cls, text: str) -> Message:
         return cls(role="system", content=text)

@@ -142,6 +142,7 @@ class Interleaved:
         )
         self.system_prompt = system_prompt if system_prompt is not None else self._default_system_prompt()
         self.messages: list[Message] = list(session.messages) if session is not None else []
+        self._inlined: dict[int, tuple[Message, bool, Message]] = {}  # see _inline_reasoning
         self._results: dict[str, Message] = {}
 
     def _default_system_prompt(self) -> str:
@@ -348,8 +349,13 @@ class Interleaved:
         for i, m in enumerate(msgs):
             if m.role == "assistant" and m.reasoning is not None:
                 keep = self.preserve_reasoning or i > last_user
-                content = f"<think>{m.reasoning.text}</think>{m.content or ''}" if keep else m.content
-                m = m.model_copy(update={"content": content, "reasoning": None})
+                # one inlined copy per (message, rendering), reused on every later step so the
+                # backend's per-message wire cache keeps hitting
+                hit = self._inlined.get(id(m))
+                if hit is None or hit[0] is not m or hit[1] != keep:
+                    content = f"<think>{m.reasoning.text}</think>{m.content or ''}" if keep else m.content
+                    hit = self._inlined[id(m)] = (m, keep, m.model_copy(update={"content": content, "reasoning": None}))
+                m = hit[2]
             out.append(m)
         return out
 

@@ -114,9 +114,10 @@ class Dialect:
         """A message's wire JSON, encoded once per (dialect, rendering) and reused: an agent
         re-sends its whole history on every step, so this keeps a step's client cost flat."""
         key = (self.name, keep, tool_id)
-        cached = m._wire.get(key)
+        cache = m.__pydantic_private__["_wire"]  # direct: pydantic's __getattr__ is slow on this path
+        cached = cache.get(key)
         if cached is None:
-            cached = m._wire[key] = json.dumps(self.message_dict(m, keep, tool_id))
+            cached = cache[key] = json.dumps(self.message_dict(m, keep, tool_id))
         return cached
 
     # ---- request ----------------------------------------------------------------------------
