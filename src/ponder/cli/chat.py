@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
@@ -14,7 +13,7 @@ from ..core.messages import Message
 from ..models.base import ChatRequest
 from ..models.catalog import catalog
 from ..models.registry import model as get_model
-from .render import StreamPrinter, console, err_console, metrics_line
+from .render import StreamPrinter, console, err_console, metrics_line, run_async
 
 
 def register(app: typer.Typer) -> None:
@@ -55,7 +54,7 @@ def chat_cmd(
         raise typer.Exit(2) from None
     msgs = ([Message.system(system)] if system else []) + [Message.user(prompt)]
     req = ChatRequest(messages=msgs, thinking=thinking, max_tokens=max_tokens, temperature=temperature)
-    code = asyncio.run(_chat(m, req, json_out))
+    code = run_async(_chat(m, req, json_out))
     raise typer.Exit(code)
 
 

@@ -8,7 +8,6 @@ with the embedded model, a few minutes on 2 cores.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -18,6 +17,7 @@ from typing import Annotated
 import typer
 
 from ..core.errors import ConfigError, PonderError
+from .render import run_async
 
 # The embedded model runs one call at a time, so concurrency 1; the time budget keeps
 # `make demo` near 4 minutes even on a slow or busy machine (the rest stays resumable).
@@ -88,7 +88,7 @@ def compare_cmd(
         console.print(f"router: {router.describe()}")
     t0 = time.perf_counter()
     try:
-        cid = asyncio.run(runner.run(resume))
+        cid = run_async(runner.run(resume))
     except KeyboardInterrupt:
         last = store.comparisons()[-1][0] if store.comparisons() else "?"
         console.print(f"\n[yellow]interrupted[/]; finished tasks are stored. Resume with: ponder compare --resume {last} --db {db}")

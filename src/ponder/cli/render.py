@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from rich.console import Console
 
 from ..core.events import ContentDelta, ModelCallFinished, ReasoningDelta, event_to_json
+
+T = TypeVar("T")
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -46,3 +51,17 @@ class StreamPrinter:
                 console.print()
                 self._in_reasoning = False
             console.print(ev.text, end="", soft_wrap=True, markup=False)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, closing the pooled HTTP sessions before the loop ends (no 'Unclosed
+    client session' noise at exit)."""
+    from ..models.openai_compat import close_clients
+
+    async def main() -> T:
+        try:
+            return await coro
+        finally:
+            await close_clients()
+
+    return asyncio.run(main())

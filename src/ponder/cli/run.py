@@ -32,7 +32,7 @@ from ..core.events import (
     VerificationEvent,
     event_to_json,
 )
-from .render import console, err_console
+from .render import console, err_console, run_async
 
 DEFAULT_TOOLS = "python,calculator,search"
 
@@ -71,13 +71,13 @@ def run_cmd(
     if mode == "swarm":
         from .swarm_cmd import run_swarm_cli
 
-        asyncio.run(run_swarm_cli(model, task, json_out=json_out, sub_model=sub_model, max_parallel=max_parallel,
+        run_async(run_swarm_cli(model, task, json_out=json_out, sub_model=sub_model, max_parallel=max_parallel,
                                   tools=tool_names, db=db, max_steps=min(max_steps, 15), sub_max_steps=sub_max_steps))
         return
     if mode != "interleaved":
         raise typer.BadParameter(f"--mode must be interleaved or swarm, not {mode!r}")
     try:
-        code = asyncio.run(_run_interleaved(
+        code = run_async(_run_interleaved(
             task, model_name=model, base_url=base_url, dialect=dialect, thinking=thinking,
             preserve=not no_preserve, session_name=session, db=db, tool_names=tool_names, json_out=json_out,
             budgets=dict(max_steps=max_steps, max_tool_calls=max_tool_calls, max_tokens=max_tokens,

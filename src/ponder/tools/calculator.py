@@ -96,7 +96,7 @@ def calculate(expression: str) -> int | float:
     if len(expression) > MAX_EXPR_CHARS:
         raise CalcError(f"expression too long ({len(expression)} characters, limit {MAX_EXPR_CHARS})")
     try:
-        tree = ast.parse(expression.strip().rstrip(",").strip().replace("^", "**"), mode="eval")  # a stray trailing comma is not intent
+        tree = ast.parse(expression.strip(" ,\n\t").replace("^", "**"), mode="eval")  # stray edge commas are not intent
     except SyntaxError as e:
         raise CalcError(f"not a valid expression: {e.msg}") from None
     return _eval(tree)
