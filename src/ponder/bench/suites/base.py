@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...tools.base import Tool, ToolFailure, tool
-from .kb import Document, SimpleIndex
+from ...tools.base import Tool
+from ...tools.corpus import Corpus, search_tools
+from .kb import Document
 
 
 @dataclass
@@ -44,48 +45,7 @@ class Suite:
 
 
 def corpus_tools(docs: list[Document]) -> Callable[[], list[Tool]]:
-    """Search tools over `docs`: the project's BM25 corpus (ponder.tools.corpus) when it is importable, else a
-    built-in term-overlap index with the same tool names (search, open_document)."""
-    dicts = [d.as_dict() for d in docs]
-    try:  # the tools module is owned elsewhere; its exact path is by contract
-        from ...tools.corpus import Corpus, search_tools
-
-        corpus = Corpus.from_documents(dicts)
-        return lambda: list(search_tools(corpus))
-    except ImportError:
-        pass
-    except Exception as exc:  # noqa: BLE001 - a contract mismatch must not break the suite
-        import logging
-
-        logging.getLogger(__name__).warning("ponder.tools.corpus unusable (%s); using the fallback index", exc)
-    index = SimpleIndex(docs)
-
-    def make() -> list[Tool]:
-        @tool
-        def search(query: str, k: int = 5) -> str:
-            """Search the document collection; returns the top-k documents' ids, titles and snippets.
-
-            Args:
-                query: keywords to look for
-                k: how many documents to return
-            """
-            hits = index.search(query, max(1, min(int(k), 10)))
-            if not hits:
-                return "no documents matched; try other keywords"
-            return "\n".join(f"[{d.doc_id}] {d.title}: {d.text[:200]}" for d in hits)
-
-        @tool
-        def open_document(doc_id: str) -> str:
-            """Return the full text of one document by its id.
-
-            Args:
-                doc_id: the id shown in square brackets by search
-            """
-            d = index.docs.get(doc_id.strip().strip("[]"))
-            if d is None:
-                raise ToolFailure(f"no document with id {doc_id!r}; use an id returned by search")
-            return f"[{d.doc_id}] {d.title}\n{d.text}"
-
-        return [search, open_document]
-
-    return make
+    """Search tools (search, open_document) over `docs`, BM25-indexed once by the tools layer's
+    corpus and shared by every run of the suite."""
+    corpus = Corpus.from_documents([d.as_dict() for d in docs])
+    return lambda: list(search_tools(corpus))

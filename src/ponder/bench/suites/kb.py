@@ -13,7 +13,6 @@ different facts: a model that stops at the first plausible hit gets the answer w
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,38 +206,3 @@ def _documents(kb: KnowledgeBase, rng: random.Random) -> list[Document]:
                              f"The {ev.name} took place in {city.name}, {city.country}, in {ev.year}. "
                              f"It was organized by {org.name}."))
     return docs
-
-
-# ---- a fallback search tool ------------------------------------------------------------------
-_TOKEN = re.compile(r"[a-z0-9]+")
-
-
-def _tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower())
-
-
-class SimpleIndex:
-    """A tiny term-overlap ranker used only when `ponder.tools`' BM25 corpus is not
-    importable, so that the suites (and their tests) never depend on another module's
-    progress. Same tool names and argument names as the real search tools."""
-
-    def __init__(self, docs: list[Document]):
-        self.docs = {d.doc_id: d for d in docs}
-        self._toks = {d.doc_id: _tokens(d.title + " " + d.text) for d in docs}
-        self._df: dict[str, int] = {}
-        for toks in self._toks.values():
-            for t in set(toks):
-                self._df[t] = self._df.get(t, 0) + 1
-
-    def search(self, query: str, k: int = 5) -> list[Document]:
-        import math
-
-        q = set(_tokens(query))
-        n = len(self.docs)
-        scored = []
-        for did, toks in self._toks.items():
-            s = sum(math.log(1 + n / self._df[t]) for t in q if t in set(toks))
-            if s > 0:
-                scored.append((-s, did))
-        scored.sort()
-        return [self.docs[d] for _, d in scored[:k]]
