@@ -66,8 +66,9 @@ class ScriptedModel(ChatModel):
             self.payloads.append(get_dialect(self.wire_dialect).build_payload(self.spec, request, stream=True))
         reply = self._next(request)
         asm = CallAssembler(self.spec, agent)
-        if reply.delay_s:
-            await asyncio.sleep(reply.delay_s)
+        # always suspend, as a real call does (sleep(0) yields to the loop): engines must not
+        # come to depend on a model call finishing without giving other agents a turn
+        await asyncio.sleep(reply.delay_s)
         if reply.reasoning:
             if ev := asm.reasoning_delta(reply.reasoning):
                 yield ev

@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -98,8 +98,18 @@ class _Done:
         self.status, self.answer, self.reason = status, answer, reason
 
 
-_STOP_CANCEL = object()  # queued by the cancel watcher
-_STOP_TIME = object()  # queued by the wall-clock timer
+class _Failed:
+    """Carries an exception from `stream()`'s producer task to its consumer."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def _check_mode(mode: object) -> None:
+    if mode not in ("on", "off", "auto"):
+        raise ValueError(f"thinking must be 'on', 'off' or 'auto', not {mode!r}")
 
 
 class Interleaved:
@@ -150,14 +160,11 @@ class Interleaved:
         return base + (" " + prompts.THINK_TAGS_INSTRUCTION if self.elicit == "tags" else "")
 
     # ---- public API -------------------------------------------------------------------------
-    async def run(self, task: str, **kw: Any) -> RunResult:
+    async def run(self, task: str, *, thinking: ThinkingMode | None = None,
+                  cancel: asyncio.Event | None = None) -> RunResult:
         events: list[Event] = []
-        final: RunFinished | None = None
-        async for ev in self.stream(task, **kw):
-            events.append(ev)
-            if isinstance(ev, RunFinished):
-                final = ev
-        assert final is not None  # stream() always ends with RunFinished
+        final = await self.run_into(task, events.append, thinking=thinking, cancel=cancel)
+        events.append(final)
         return RunResult(
             answer=final.answer, status=final.status, reason=final.reason,
             metrics=RunMetrics.model_validate(final.metrics), events=events, messages=list(self.messages),
@@ -166,78 +173,114 @@ class Interleaved:
     async def stream(
         self, task: str, *, thinking: ThinkingMode | None = None, cancel: asyncio.Event | None = None
     ) -> AsyncIterator[Event]:
-        mode = thinking or self.thinking
-        if mode not in ("on", "off", "auto"):
-            raise ValueError(f"thinking must be 'on', 'off' or 'auto', not {mode!r}")
-        st = _RunState(t0=time.monotonic())
-        log: list[Event] = []
-        # One queue carries the producer's events and the two stop signals (cancel, wall
-        # clock), so the consumer does a single `await queue.get()` per event: no futures or
-        # asyncio.wait per event, which dominated a 100-agent swarm's client CPU.
+        """The run's events as they happen, ending with exactly one `RunFinished`.
+
+        The loop runs in its own task feeding a queue, so that the caller can consume at its
+        own pace; closing the iterator early stops the loop and leaves the conversation valid."""
+        _check_mode(thinking or self.thinking)
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
-        async def emit(ev: Event) -> None:
-            st.telemetry.observe(ev)
-            log.append(ev)
-            queue.put_nowait(ev)
-
-        async def drive() -> None:
+        async def produce() -> None:
             try:
-                done = await self._drive(task, mode, st, emit)
+                queue.put_nowait(await self.run_into(task, queue.put_nowait, thinking=thinking, cancel=cancel))
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # noqa: BLE001 - an engine bug must still end the run cleanly
-                done = _Done("error", st.last_content, f"engine error: {type(e).__name__}: {e}")
-            queue.put_nowait(done)
+            except BaseException as e:  # e.g. the session store failed: surface it to the consumer
+                queue.put_nowait(_Failed(e))
 
-        async def watch_cancel(ev: asyncio.Event) -> None:
-            await ev.wait()
-            queue.put_nowait(_STOP_CANCEL)
+        producer = asyncio.create_task(produce())
+        try:
+            while True:
+                item = await queue.get()
+                if type(item) is _Failed:
+                    raise item.exc
+                yield item
+                if type(item) is RunFinished:
+                    break
+        finally:
+            if not producer.done():
+                producer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await producer
 
-        producer = asyncio.create_task(drive())
-        cancel_watch = asyncio.create_task(watch_cancel(cancel)) if cancel is not None else None
+    async def run_into(
+        self, task: str, sink: Callable[[Event], Any], *, thinking: ThinkingMode | None = None,
+        cancel: asyncio.Event | None = None,
+    ) -> RunFinished:
+        """Run one turn in the caller's task, handing every event to `sink` the moment it
+        happens, and return the closing `RunFinished` (which is not passed to `sink`).
+
+        Why it exists: a swarm drives 100 of these at once, and an event that crosses a queue
+        and a task switch costs several times one that is a function call. `stream()` and
+        `run()` are built on it. The caller's `cancel` event and the wall-clock budget stop
+        the loop by cancelling this task from inside (then un-cancelling it), so a stop costs
+        nothing until it happens; a cancellation from outside is propagated, as asyncio
+        expects, after the conversation is repaired."""
+        mode = thinking or self.thinking
+        _check_mode(mode)
+        st = _RunState(t0=time.monotonic())
+        observe = st.telemetry.observe
+        log: list[Event] | None = [] if self.session is not None else None
+
+        def emit(ev: Event) -> None:
+            observe(ev)
+            if log is not None:
+                log.append(ev)
+            sink(ev)
+
+        loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
+        if me is None:  # pragma: no cover - always inside a task under asyncio.run
+            raise RuntimeError("run_into must run inside an asyncio task")
+        stop: list[str] = []  # why this task cancelled itself: "cancel" or "time"
+        done = False
+
+        def halt(why: str) -> None:
+            if not done and not stop:
+                stop.append(why)
+                me.cancel()
+
         timer = None
         if self.budgets.wall_timeout_s is not None:
-            timer = asyncio.get_running_loop().call_later(max(0.0, self.budgets.wall_timeout_s), queue.put_nowait, _STOP_TIME)
-        outcome: _Done | None = None
+            timer = loop.call_later(max(0.0, self.budgets.wall_timeout_s), halt, "time")
+        watcher = None
+        if cancel is not None:
+            watcher = loop.create_task(cancel.wait())
+            watcher.add_done_callback(lambda t: None if t.cancelled() else halt("cancel"))
         finished = False
         try:
-            while outcome is None:
-                item = await queue.get()
-                if isinstance(item, _Done):
-                    outcome = item
-                    break
-                if item is not _STOP_CANCEL and item is not _STOP_TIME:
-                    yield item
-                    continue
-                await self._stop(producer)
-                for ev in self._drain(queue):
-                    yield ev
-                if item is _STOP_CANCEL:
+            try:
+                outcome = await self._drive(task, mode, st, emit)
+                done = True
+            except asyncio.CancelledError:
+                done = True
+                if not stop or me.uncancel() > 0:
+                    raise  # cancelled from outside (perhaps as well): not ours to swallow
+                if stop[0] == "cancel":
                     outcome = _Done("cancelled", st.last_content, "cancelled by the caller")
                 else:
                     limit = float(self.budgets.wall_timeout_s or 0)
-                    hit = BudgetHit(budget="wall_timeout_s", limit=limit, value=round(time.monotonic() - st.t0, 3),
-                                    agent=self.agent_id)
-                    st.telemetry.observe(hit)
-                    log.append(hit)
-                    yield hit
+                    emit(BudgetHit(budget="wall_timeout_s", limit=limit, value=round(time.monotonic() - st.t0, 3),
+                                   agent=self.agent_id))
                     outcome = _Done("budget", st.last_content, f"wall-clock budget reached ({limit:g}s)")
+            except Exception as e:  # noqa: BLE001 - an engine bug must still end the run cleanly
+                done = True
+                outcome = _Done("error", st.last_content, f"engine error: {type(e).__name__}: {e}")
             self._repair(outcome.reason or outcome.status)
             fin = RunFinished(status=outcome.status, answer=outcome.answer, reason=outcome.reason,  # type: ignore[arg-type]
                               metrics=self._metrics(st).model_dump(), agent=self.agent_id)
-            log.append(fin)
-            self._persist(task, fin, log)
             finished = True
-            yield fin
+            if log is not None:
+                log.append(fin)
+            self._persist(task, fin, log)
+            return fin
         finally:
-            if cancel_watch is not None:
-                cancel_watch.cancel()
+            done = True
             if timer is not None:
                 timer.cancel()
-            if not producer.done():
-                await self._stop(producer)
-            if not finished:  # task cancelled or consumer stopped early: keep the conversation valid
+            if watcher is not None:
+                watcher.cancel()
+            if not finished:  # cancelled from outside: keep the conversation valid
                 self._repair("interrupted")
                 with contextlib.suppress(Exception):
                     self._persist(task, None, log)
@@ -255,14 +298,14 @@ class Interleaved:
         seen_calls: set[str] = set()
         force_answer = False
         while True:
-            if (d := await self._check_spend(st, emit)) is not None:
+            if (d := self._check_spend(st, emit)) is not None:
                 return d
             if st.steps >= b.max_steps:
-                await emit(BudgetHit(budget="max_steps", limit=b.max_steps, value=st.steps, agent=self.agent_id))
+                emit(BudgetHit(budget="max_steps", limit=b.max_steps, value=st.steps, agent=self.agent_id))
                 return _Done("budget", st.last_content, f"step budget reached ({b.max_steps} steps)")
             st.steps += 1
             step = st.steps
-            await emit(StepStarted(step=step, agent=self.agent_id))
+            emit(StepStarted(step=step, agent=self.agent_id))
             think = decide(mode, turn_text=task, first_turn=first_turn, after_tool_error=after_error)
             st.thinking_per_step.append(think)
             choice = "none" if force_answer else self.first_tool_choice if step == first_step and len(self.toolbox) else None
@@ -275,7 +318,7 @@ class Interleaved:
             if think == "on" and not had:
                 if self.reask_missing_reasoning:
                     st.reasks += 1
-                    if (d := await self._check_spend(st, emit)) is not None:
+                    if (d := self._check_spend(st, emit)) is not None:
                         return d
                     reply = await self._call(think, st, emit, reask=True, tool_choice=choice)
                     if isinstance(reply, _Done):
@@ -290,9 +333,9 @@ class Interleaved:
             if msg.content:
                 st.last_content = msg.content
             if not msg.tool_calls:
-                await emit(StepFinished(step=step, tool_calls=0, had_reasoning=had, note=note, agent=self.agent_id))
+                emit(StepFinished(step=step, tool_calls=0, had_reasoning=had, note=note, agent=self.agent_id))
                 return _Done("ok", msg.content or "", None)
-            if (d := await self._check_spend(st, emit)) is not None:
+            if (d := self._check_spend(st, emit)) is not None:
                 return d
             calls = msg.tool_calls
             allowed = len(calls)
@@ -313,19 +356,19 @@ class Interleaved:
                 st.repeat_guards += 1
                 note = (note + "; " if note else "") + "repeated tool call: next step must answer"
             seen_calls.update(keys)
-            await emit(StepFinished(step=step, tool_calls=len(calls), had_reasoning=had, note=note, agent=self.agent_id))
+            emit(StepFinished(step=step, tool_calls=len(calls), had_reasoning=had, note=note, agent=self.agent_id))
             if allowed < len(calls):
-                await emit(BudgetHit(budget="max_tool_calls", limit=float(b.max_tool_calls or 0),
+                emit(BudgetHit(budget="max_tool_calls", limit=float(b.max_tool_calls or 0),
                                      value=st.requested_tool_calls, agent=self.agent_id))
                 return _Done("budget", st.last_content, f"tool-call budget reached ({b.max_tool_calls} calls)")
 
-    async def _check_spend(self, st: _RunState, emit: Any) -> _Done | None:
+    def _check_spend(self, st: _RunState, emit: Any) -> _Done | None:
         b, t = self.budgets, st.telemetry
         if b.max_tokens is not None and t.usage.total_tokens >= b.max_tokens:
-            await emit(BudgetHit(budget="max_tokens", limit=b.max_tokens, value=t.usage.total_tokens, agent=self.agent_id))
+            emit(BudgetHit(budget="max_tokens", limit=b.max_tokens, value=t.usage.total_tokens, agent=self.agent_id))
             return _Done("budget", st.last_content, f"token budget reached ({t.usage.total_tokens} of {b.max_tokens})")
         if b.max_cost_usd is not None and t.cost_usd >= b.max_cost_usd:
-            await emit(BudgetHit(budget="max_cost_usd", limit=b.max_cost_usd, value=t.cost_usd, agent=self.agent_id))
+            emit(BudgetHit(budget="max_cost_usd", limit=b.max_cost_usd, value=t.cost_usd, agent=self.agent_id))
             return _Done("budget", st.last_content, f"cost budget reached (${t.cost_usd:.6f} of ${b.max_cost_usd:g})")
         return None
 
@@ -379,38 +422,44 @@ class Interleaved:
         final: ModelCallFinished | None = None
         try:
             async for ev in self.model.stream(request, agent=self.agent_id):
-                if parser is not None and isinstance(ev, ContentDelta):
-                    for out in self._split(parser.feed(ev.text)):
+                tp = type(ev)
+                if tp is ContentDelta and parser is not None:
+                    for out in self._split(parser.feed(ev.text)):  # type: ignore[union-attr]
                         n += 1
-                        if isinstance(out, ReasoningDelta) and first_reasoning is None:
-                            first_reasoning = n
-                        elif isinstance(out, ContentDelta) and first_action is None:
+                        if type(out) is ReasoningDelta:
+                            if first_reasoning is None:
+                                first_reasoning = n
+                        elif first_action is None:
                             first_action = n
-                        await emit(out)
+                        emit(out)
                     continue
                 n += 1
-                if isinstance(ev, ReasoningDelta) and first_reasoning is None:
-                    first_reasoning = n
-                elif isinstance(ev, ContentDelta | ToolCallEvent) and first_action is None:
-                    first_action = n
-                if isinstance(ev, ModelCallFinished):
+                if tp is ReasoningDelta:
+                    if first_reasoning is None:
+                        first_reasoning = n
+                elif tp is ContentDelta or tp is ToolCallEvent:
+                    if first_action is None:
+                        first_action = n
+                elif tp is ModelCallFinished:
                     if parser is not None:
                         for out in self._split(parser.close()):
                             n += 1
-                            if isinstance(out, ReasoningDelta) and first_reasoning is None:
+                            if type(out) is ReasoningDelta and first_reasoning is None:
                                 first_reasoning = n
-                            await emit(out)
-                        ev = ev.model_copy(update={"message": self._split_message(ev.message)})
-                    final = ev
-                if isinstance(ev, ErrorEvent):
-                    await emit(ev)
-                    return _Done("error", st.last_content, f"model error ({ev.error_type}): {ev.message}")
-                await emit(ev)
+                            emit(out)
+                        split = self._split_message(ev.message)  # type: ignore[union-attr]
+                        if split is not ev.message:  # type: ignore[union-attr]
+                            ev = ev.model_copy(update={"message": split})
+                    final = ev  # type: ignore[assignment]
+                elif tp is ErrorEvent:
+                    emit(ev)
+                    return _Done("error", st.last_content, f"model error ({ev.error_type}): {ev.message}")  # type: ignore[union-attr]
+                emit(ev)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - backends should not raise, but a run must end cleanly
             err = ErrorEvent(error_type=type(e).__name__, message=str(e), agent=self.agent_id)
-            await emit(err)
+            emit(err)
             return _Done("error", st.last_content, f"model error ({type(e).__name__}): {e}")
         if final is None:
             return _Done("error", st.last_content, f"model {self.model.name!r} ended its stream without a result")
@@ -453,19 +502,21 @@ class Interleaved:
             result: ToolResult | None = None
             rejected = await self._verify(call, task, st, emit)
             if rejected is not None:
-                await emit(ToolStarted(call_id=call.id, name=call.name, arguments=call.arguments, agent=self.agent_id))
+                emit(ToolStarted(call_id=call.id, name=call.name, arguments=call.arguments, agent=self.agent_id))
                 result = ToolResult(call_id=call.id, name=call.name, ok=False, content=rejected, error=rejected,
                                     agent=self.agent_id)
-                await emit(result)
+                emit(result)
             else:
                 async for ev in self.toolbox.execute(call, agent=self.agent_id):
-                    await emit(ev)
+                    emit(ev)
                     if isinstance(ev, ToolResult):
                         result = ev
             assert result is not None
             self._results[call.id] = result_message(result)
             return result
 
+        if len(calls) == 1:  # the common case: no gather, no extra task
+            return [await one(calls[0])]
         return list(await asyncio.gather(*(one(c) for c in calls)))
 
     async def _verify(self, call: Any, task: str, st: _RunState, emit: Any) -> str | None:
@@ -475,13 +526,13 @@ class Interleaved:
         st.verifications += 1
         code = call.arguments.get("code") if isinstance(call.arguments, dict) else None
         chk = check_code(code, self.policy)
-        await emit(VerificationEvent(call_id=call.id, ok=chk.ok, reason=chk.reason, stage="policy", agent=self.agent_id))
+        emit(VerificationEvent(call_id=call.id, ok=chk.ok, reason=chk.reason, stage="policy", agent=self.agent_id))
         if chk.ok and self.self_check:
             st.self_check_calls += 1
             chk, evs = await self_check(self.model, task, code or "", agent=self.agent_id)
             for ev in evs:
-                await emit(ev)
-            await emit(VerificationEvent(call_id=call.id, ok=chk.ok, reason=chk.reason, stage="self_check",
+                emit(ev)
+            emit(VerificationEvent(call_id=call.id, ok=chk.ok, reason=chk.reason, stage="self_check",
                                          agent=self.agent_id))
         if not chk.ok:
             st.rejections += 1
@@ -493,21 +544,6 @@ class Interleaved:
         return None
 
     # ---- ending -------------------------------------------------------------------------------
-    @staticmethod
-    async def _stop(task: asyncio.Task[Any]) -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-
-    @staticmethod
-    def _drain(queue: asyncio.Queue[Any]) -> list[Event]:
-        out = []
-        while not queue.empty():
-            item = queue.get_nowait()
-            if not isinstance(item, _Done) and item is not _STOP_CANCEL and item is not _STOP_TIME:
-                out.append(item)
-        return out
-
     def _repair(self, reason: str) -> None:
         """After an interruption, answer every tool call of the last assistant message that has no
         result yet, so the conversation stays valid for providers (and for the next turn)."""
@@ -540,8 +576,8 @@ class Interleaved:
                    "elicit": self.elicit, "preserve_reasoning": self.preserve_reasoning},
         )
 
-    def _persist(self, task: str, fin: RunFinished | None, log: list[Event]) -> None:
-        if self.session is None:
+    def _persist(self, task: str, fin: RunFinished | None, log: list[Event] | None) -> None:
+        if self.session is None or log is None:
             return
         self.session.save(self.messages)
         self.session.record_run(task=task, mode="interleaved", model=self.model.name, finished=fin, events=log)

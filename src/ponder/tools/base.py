@@ -162,7 +162,8 @@ class Tool:
         except _ArgumentProblem as e:
             return False, str(e), str(e)
         try:
-            value = await asyncio.wait_for(self._call(kwargs), timeout=self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):  # no extra task, unlike wait_for in 3.11
+                value = await self._call(kwargs)
         except TimeoutError:
             msg = f"tool {self.name!r} timed out after {self.timeout_s:g}s; try a smaller input or a simpler request"
             return False, msg, msg

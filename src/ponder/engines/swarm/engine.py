@@ -476,30 +476,36 @@ class SwarmRun:
         agent = self.swarm.agent_factory(model, tools, budgets=self.swarm.sub_budgets,
                                          system_prompt=system, agent_id=rec.agent_id, thinking=self.swarm.thinking)
         final: RunFinished | None = None
-        steps = 0
-        stream = agent.stream(text, cancel=self.tree_cancel)
         emit = self.emit
+
+        def sink(ev: Event) -> None:
+            if type(ev) is StepStarted:
+                rec.steps += 1
+            emit(ev)
+
         try:
             async with asyncio.timeout(self.swarm.sub_timeout_s):
-                async for ev in stream:
-                    tp = type(ev)
-                    if tp is RunFinished:
-                        final = ev
-                        continue
-                    if tp is StepStarted:
-                        steps += 1
-                        rec.steps = steps
-                    emit(ev)
+                run_into = getattr(agent, "run_into", None)
+                if run_into is not None:  # in this task, one call per event: no queue, no task switch
+                    final = await run_into(text, sink, cancel=self.tree_cancel)
+                else:  # any agent with the Interleaved-style stream() works too
+                    stream = agent.stream(text, cancel=self.tree_cancel)
+                    try:
+                        async for ev in stream:
+                            if type(ev) is RunFinished:
+                                final = ev
+                            else:
+                                sink(ev)
+                    finally:
+                        await stream.aclose()
         except TimeoutError:
             rec.status = "error"
             rec.error = f"sub-agent timed out after {self.swarm.sub_timeout_s:g}s"
             return
-        finally:
-            await stream.aclose()
         if final is None:
             rec.status, rec.error = "error", "sub-agent ended without a result"
             return
-        rec.steps = int(final.metrics.get("steps") or steps)
+        rec.steps = int(final.metrics.get("steps") or rec.steps)
         u = final.metrics.get("usage") or {}
         rec.tokens = int(u.get("prompt_tokens", 0)) + int(u.get("completion_tokens", 0))
         rec.answer = final.answer
