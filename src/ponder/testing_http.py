@@ -23,6 +23,8 @@ class MockReply:
     cut_after: int | None = None  # close the socket after this many SSE chunks
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    fragment_bytes: int | None = None  # send the SSE body in pieces this small, a moment apart
+    crlf: bool = False  # end SSE lines with \r\n instead of \n
 
 
 def sse_text_reply(content: str = "", reasoning: str = "", usage: dict | None = None, tool_calls: list | None = None,
@@ -112,18 +114,28 @@ class MockOpenAIServer:
             await writer.drain()
             return True
         writer.write(f"HTTP/1.1 {r.status} OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n{extra}\r\n".encode())
+        nl = "\r\n" if r.crlf else "\n"
         for i, chunk in enumerate(r.sse):
             if r.cut_after is not None and i >= r.cut_after:
                 await writer.drain()
                 writer.transport.abort()
                 return False
-            line = f"data: {json.dumps(chunk)}\n\n".encode()
-            writer.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
-            await writer.drain()
-        done = b"data: [DONE]\n\n"
-        writer.write(f"{len(done):x}\r\n".encode() + done + b"\r\n0\r\n\r\n")
+            await self._send_chunk(writer, f"data: {json.dumps(chunk)}{nl}{nl}".encode(), r.fragment_bytes)
+        await self._send_chunk(writer, f"data: [DONE]{nl}{nl}".encode(), r.fragment_bytes)
+        writer.write(b"0\r\n\r\n")
         await writer.drain()
         return True
+
+    @staticmethod
+    async def _send_chunk(writer: asyncio.StreamWriter, data: bytes, fragment: int | None) -> None:
+        """One HTTP chunk, or many tiny ones with pauses so the client reads them separately."""
+        step = fragment or len(data)
+        for i in range(0, len(data), step):
+            piece = data[i : i + step]
+            writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            await writer.drain()
+            if fragment:
+                await asyncio.sleep(0.001)
 
 
 def _fixed_reply_handler(latency_s: float, stream_default: bool = True) -> Callable[[dict[str, Any], int], MockReply]:

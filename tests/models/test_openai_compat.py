@@ -47,6 +47,31 @@ async def test_stream_reasoning_content_tool_calls_usage_and_cost():
     assert srv.headers[0]["authorization"] == "Bearer sk-secret-123456"
 
 
+@pytest.mark.parametrize("fragment,crlf", [(5, False), (1, True), (None, True)])
+async def test_sse_lines_split_across_network_reads_parse_the_same(fragment, crlf):
+    """The client splits SSE lines itself (one await per network read): lines cut at any byte,
+    and CRLF line ends, must give exactly the events of the unfragmented stream."""
+    def reply():
+        r = sse_text_reply(content="Hello there", reasoning="let me think", usage=USAGE,
+                           tool_calls=[{"id": "functions.lookup:0", "name": "lookup", "arguments": {"q": "x" * 40}}])
+        return r
+
+    async with MockOpenAIServer(lambda p, n: reply()) as srv:
+        whole = await collect(kimi_at(srv.base_url))
+    r2 = reply()
+    r2.fragment_bytes, r2.crlf = fragment, crlf
+    async with MockOpenAIServer(lambda p, n: r2) as srv:
+        pieces = await collect(kimi_at(srv.base_url))
+
+    def shape(evs):
+        return [(type(e).__name__, getattr(e, "text", None)) for e in evs if not isinstance(e, ModelCallFinished)]
+
+    assert shape(pieces) == shape(whole)
+    a, b = whole[-1], pieces[-1]
+    assert isinstance(b, ModelCallFinished) and b.message.content == a.message.content == "Hello there"
+    assert b.message.tool_calls[0].arguments == {"q": "x" * 40} and b.usage == a.usage
+
+
 async def test_vllm_reasoning_field_and_non_streaming_mode():
     body = {"choices": [{"message": {"content": "ok", "reasoning": "thought", "tool_calls": [
         {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"a\": 2}"}}]}, "finish_reason": "tool_calls"}],

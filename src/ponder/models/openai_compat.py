@@ -234,22 +234,20 @@ class OpenAICompatModel(ChatModel):
         """Yield the JSON chunks of an SSE response. Transport failures before the first chunk
         are retryable (`_Retry`); after it they are a cut stream (`_Cut`)."""
         try:
-            async for raw in resp.content:
-                if not raw.startswith(b"data:"):
-                    continue
-                if state.done:
-                    continue  # read to the end of the body so the connection goes back to the pool
-                data = raw[5:].strip()
-                if data == b"[DONE]":
-                    state.done = True
-                    continue
-                try:
-                    chunk = json.loads(data)
-                except ValueError:
-                    continue  # a keep-alive or a provider comment line
-                state.received = True
-                if chunk.get("error"):
-                    raise ModelError(self._clean(f"{self.spec.name}: error in stream: {_provider_message(data.decode(errors='replace'))}"))
+            # Read whatever has arrived and split lines here: one await per network read rather
+            # than one per SSE line (aiohttp's readline is a coroutine and a buffer scan each).
+            tail = b""
+            line = self._sse_line
+            async for block in resp.content.iter_any():
+                if tail:
+                    block = tail + block
+                lines = block.split(b"\n")
+                tail = lines.pop()
+                for raw in lines:
+                    chunk = line(raw, state)
+                    if chunk is not None:
+                        yield chunk
+            if tail and (chunk := line(tail, state)) is not None:  # a last line without its newline
                 yield chunk
         except _TRANSPORT_ERRORS as e:
             if not state.received:
@@ -257,6 +255,25 @@ class OpenAICompatModel(ChatModel):
             raise _Cut(f"{self.spec.name}: stream cut mid-way ({type(e).__name__}); partial output kept") from e
         finally:
             resp.release()
+
+    def _sse_line(self, raw: bytes, state: _SSEState) -> dict[str, Any] | None:
+        """One SSE line: its JSON chunk, or None (comments, keep-alives, [DONE], anything after it)."""
+        if not raw.startswith(b"data:") or state.done:
+            return None  # (after [DONE] the body is still read to its end so the connection is reused)
+        data = raw[5:].strip()
+        if data == b"[DONE]":
+            state.done = True
+            return None
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            return None  # a keep-alive or a provider comment line
+        if not isinstance(chunk, dict):
+            return None
+        state.received = True
+        if chunk.get("error"):
+            raise ModelError(self._clean(f"{self.spec.name}: error in stream: {_provider_message(data.decode(errors='replace'))}"))
+        return chunk
 
     def _check_complete(self, state: _SSEState, finish: str | None) -> None:
         if not state.done and finish is None:
