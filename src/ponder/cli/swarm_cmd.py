@@ -28,10 +28,10 @@ from ..core.errors import ConfigError, PonderError
 from ..core.events import (
     AgentFinished,
     AgentSpawned,
+    ModelCallFinished,
     ReasoningDelta,
     RunFinished,
     StepStarted,
-    UsageEvent,
     event_to_json,
 )
 from .render import console, err_console
@@ -73,7 +73,7 @@ class SwarmView:
             elif (r := self.rows.get(ev.agent)) is not None:
                 r.steps, r.status = ev.step, "running"
                 r.t0 = r.t0 or ev.ts
-        elif isinstance(ev, UsageEvent):
+        elif isinstance(ev, ModelCallFinished):
             n = ev.usage.prompt_tokens + ev.usage.completion_tokens
             if ev.agent == ORCH:
                 self.orch_tokens += n

@@ -40,23 +40,10 @@ class ToolCallEvent(_Event):
     call: ToolCall
 
 
-class UsageEvent(_Event):
-    type: Literal["usage"] = "usage"
-    model: str
-    usage: Usage
-    cost_usd: float = 0.0
-
-
-class TimingEvent(_Event):
-    type: Literal["timing"] = "timing"
-    model: str
-    ttft_s: float | None = None  # first reasoning or content token; None when nothing streamed
-    total_s: float
-    decode_tokens_per_s: float | None = None
-
-
 class ModelCallFinished(_Event):
-    """Closes one model call: the assembled assistant message and its telemetry."""
+    """Closes one model call: the assembled assistant message and all its telemetry (usage,
+    cost, TTFT, total time, decode tokens/s). There is no separate usage or timing event:
+    one event per call carries it all, which keeps a 100-agent stream lean."""
 
     type: Literal["model_call_finished"] = "model_call_finished"
     model: str
@@ -164,8 +151,6 @@ Event = Annotated[
     ReasoningDelta
     | ContentDelta
     | ToolCallEvent
-    | UsageEvent
-    | TimingEvent
     | ModelCallFinished
     | ErrorEvent
     | ToolStarted

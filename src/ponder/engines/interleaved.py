@@ -364,9 +364,9 @@ class Interleaved:
 
     def _check_spend(self, st: _RunState, emit: Any) -> _Done | None:
         b, t = self.budgets, st.telemetry
-        if b.max_tokens is not None and t.usage.total_tokens >= b.max_tokens:
-            emit(BudgetHit(budget="max_tokens", limit=b.max_tokens, value=t.usage.total_tokens, agent=self.agent_id))
-            return _Done("budget", st.last_content, f"token budget reached ({t.usage.total_tokens} of {b.max_tokens})")
+        if b.max_tokens is not None and t.total_tokens >= b.max_tokens:
+            emit(BudgetHit(budget="max_tokens", limit=b.max_tokens, value=t.total_tokens, agent=self.agent_id))
+            return _Done("budget", st.last_content, f"token budget reached ({t.total_tokens} of {b.max_tokens})")
         if b.max_cost_usd is not None and t.cost_usd >= b.max_cost_usd:
             emit(BudgetHit(budget="max_cost_usd", limit=b.max_cost_usd, value=t.cost_usd, agent=self.agent_id))
             return _Done("budget", st.last_content, f"cost budget reached (${t.cost_usd:.6f} of ${b.max_cost_usd:g})")

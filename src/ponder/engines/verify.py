@@ -34,7 +34,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..core.events import ErrorEvent, Event, ModelCallFinished, TimingEvent, UsageEvent
+from ..core.events import ErrorEvent, Event, ModelCallFinished
 from ..core.messages import Message
 from ..models.base import ChatModel, ChatRequest
 from . import prompts
@@ -166,9 +166,7 @@ async def self_check(model: ChatModel, task: str, code: str, *, agent: str = "ma
     verdict = CodeCheck(True, "self-check produced no answer; allowed (fail-open)", stage="self_check")
     try:
         async for ev in model.stream(req, agent=agent):
-            if isinstance(ev, UsageEvent | TimingEvent):
-                kept.append(ev)
-            elif isinstance(ev, ModelCallFinished):
+            if isinstance(ev, ModelCallFinished):
                 kept.append(ev)
                 verdict = parse_self_check(ev.message.content)
             elif isinstance(ev, ErrorEvent):  # not forwarded: the run itself did not fail

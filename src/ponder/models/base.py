@@ -22,9 +22,7 @@ from ..core.events import (
     Event,
     ModelCallFinished,
     ReasoningDelta,
-    TimingEvent,
     ToolCallEvent,
-    UsageEvent,
 )
 from ..core.messages import Message, Reasoning, ToolCall, Usage
 from .catalog import ModelSpec
@@ -139,7 +137,7 @@ class CallAssembler:
         )
 
     def finish(self, usage: Usage | None = None, finish_reason: str | None = None) -> list[Event]:
-        """Events that close a successful call: usage, timing, then the finished message."""
+        """The event that closes a successful call: the finished message with its telemetry."""
         end = time.perf_counter()
         if usage is not None:
             self.usage = usage
@@ -151,15 +149,12 @@ class CallAssembler:
         tps = None
         if self.t_first is not None and u.completion_tokens > 1 and end > self.t_first:
             tps = (u.completion_tokens - 1) / (end - self.t_first)
-        cost = self.spec.cost(u)
         return [
-            UsageEvent(model=self.spec.name, usage=u, cost_usd=cost, agent=self.agent),
-            TimingEvent(model=self.spec.name, ttft_s=ttft, total_s=total, decode_tokens_per_s=tps, agent=self.agent),
             ModelCallFinished(
                 model=self.spec.name,
                 message=self.message(),
                 usage=u,
-                cost_usd=cost,
+                cost_usd=self.spec.cost(u),
                 ttft_s=ttft,
                 total_s=total,
                 decode_tokens_per_s=tps,

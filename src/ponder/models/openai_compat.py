@@ -59,18 +59,24 @@ async def close_clients() -> None:
         await client.close()
 
 
-def parse_usage(u: dict[str, Any] | None) -> Usage | None:
-    """Usage across providers: OpenAI details objects, Kimi's top-level cached_tokens, DeepSeek's cache-hit count."""
+def parse_usage(u: dict[str, Any] | None, reasoning_estimate: int = 0) -> Usage | None:
+    """Usage across providers: OpenAI details objects, Kimi's top-level cached_tokens, DeepSeek's
+    cache-hit count. When the provider does not count reasoning tokens, `reasoning_estimate`
+    (the number of streamed reasoning deltas) stands in, capped at the completion tokens."""
     if not u:
         return None
     ptd = u.get("prompt_tokens_details") or {}
     ctd = u.get("completion_tokens_details") or {}
     cached = ptd.get("cached_tokens") or u.get("cached_tokens") or u.get("prompt_cache_hit_tokens") or 0
+    completion = int(u.get("completion_tokens") or 0)
+    reasoning = int(ctd.get("reasoning_tokens") or 0)
+    if not reasoning and reasoning_estimate:
+        reasoning = min(reasoning_estimate, completion or reasoning_estimate)
     return Usage(
         prompt_tokens=int(u.get("prompt_tokens") or 0),
         cached_prompt_tokens=int(cached),
-        completion_tokens=int(u.get("completion_tokens") or 0),
-        reasoning_tokens=int(ctd.get("reasoning_tokens") or 0),
+        completion_tokens=completion,
+        reasoning_tokens=reasoning,
     )
 
 
@@ -224,10 +230,10 @@ class OpenAICompatModel(ChatModel):
             yield ev
 
     def _usage(self, raw: dict[str, Any] | None, asm: CallAssembler) -> Usage:
-        u = parse_usage(raw) or Usage(completion_tokens=len(asm.content) + len(asm.reasoning))
-        if not u.reasoning_tokens and asm.reasoning:
-            # Provider did not count reasoning: estimate one token per streamed reasoning delta.
-            u = u.model_copy(update={"reasoning_tokens": min(len(asm.reasoning), u.completion_tokens or len(asm.reasoning))})
+        n_reasoning = len(asm.reasoning)  # one token per streamed reasoning delta, when uncounted
+        u = parse_usage(raw, n_reasoning)
+        if u is None:  # no usage at all: count deltas
+            u = Usage(completion_tokens=len(asm.content) + n_reasoning, reasoning_tokens=n_reasoning)
         return u
 
     async def _sse(self, resp: aiohttp.ClientResponse, state: _SSEState) -> AsyncIterator[dict[str, Any]]:

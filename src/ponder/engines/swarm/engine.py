@@ -259,8 +259,8 @@ class SwarmRun:
         if type(ev) is ModelCallFinished:
             self.telemetry.observe(ev)
             b = self.swarm.budgets
-            if b.max_tokens is not None and self.telemetry.usage.total_tokens >= b.max_tokens:
-                self.hard_stop("budget", "max_tokens", b.max_tokens, self.telemetry.usage.total_tokens)
+            if b.max_tokens is not None and self.telemetry.total_tokens >= b.max_tokens:
+                self.hard_stop("budget", "max_tokens", b.max_tokens, self.telemetry.total_tokens)
             elif b.max_cost_usd is not None and self.telemetry.cost_usd >= b.max_cost_usd:
                 self.hard_stop("budget", "max_cost_usd", b.max_cost_usd, self.telemetry.cost_usd)
         else:
