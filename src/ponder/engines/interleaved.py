@@ -98,6 +98,12 @@ class _Done:
         self.status, self.answer, self.reason = status, answer, reason
 
 
+# shared, frozen messages: their wire JSON is encoded once for every agent and step
+_THINK_OFF_NOTE = Message.system(prompts.THINK_OFF_NOTE)
+_REASK = Message.user(prompts.REASK_MISSING_REASONING)
+_REASK_TAGS = Message.user(prompts.REASK_MISSING_REASONING_TAGS)
+
+
 class _Failed:
     """Carries an exception from `stream()`'s producer task to its consumer."""
 
@@ -152,7 +158,7 @@ class Interleaved:
         )
         self.system_prompt = system_prompt if system_prompt is not None else self._default_system_prompt()
         self.messages: list[Message] = list(session.messages) if session is not None else []
-        self._inlined: dict[int, tuple[Message, bool, Message]] = {}  # see _inline_reasoning
+        self._inlined: tuple[list[Message], list[Message], int] = ([], [], -1)  # see _inline_reasoning
         self._results: dict[str, Message] = {}
 
     def _default_system_prompt(self) -> str:
@@ -374,33 +380,42 @@ class Interleaved:
 
     # ---- one model call -----------------------------------------------------------------------
     def _request_messages(self, think: str, reask: bool) -> list[Message]:
-        msgs = list(self.messages)
         if self.elicit == "tags":
-            msgs = self._inline_reasoning(msgs)
+            msgs = self._inline_reasoning(self.messages)
             if think == "off":
-                msgs.append(Message.system(prompts.THINK_OFF_NOTE))
+                msgs.append(_THINK_OFF_NOTE)
+        else:
+            msgs = list(self.messages)
         if reask:
-            msgs.append(Message.user(prompts.REASK_MISSING_REASONING_TAGS if self.elicit == "tags"
-                                     else prompts.REASK_MISSING_REASONING))
+            msgs.append(_REASK_TAGS if self.elicit == "tags" else _REASK)
         return msgs
 
     def _inline_reasoning(self, msgs: list[Message]) -> list[Message]:
         """Plain chat APIs have no reasoning field: give the model its <think> blocks back in the
-        content (all of them when preserving, else only the current chain's, as GLM does)."""
-        last_user = max((i for i, m in enumerate(msgs) if m.role == "user"), default=-1)
-        out = []
-        for i, m in enumerate(msgs):
+        content (all of them when preserving, else only the current chain's, as GLM does).
+
+        Incremental: the history only grows, so each step renders just the new messages and
+        reuses the rest (same inlined copies, so the backend's per-message wire cache hits).
+        Anything else (a new user turn when not preserving, an edited history) renders anew."""
+        last_user = -1
+        if not self.preserve_reasoning:
+            last_user = next((i for i in range(len(msgs) - 1, -1, -1) if msgs[i].role == "user"), -1)
+        src, out, key = self._inlined
+        n = len(src)
+        if key != last_user or n > len(msgs) or msgs[:n] != src:  # identity-first compare: cheap when unchanged
+            src, out, n = [], [], 0
+        for i in range(n, len(msgs)):
+            m = msgs[i]
+            src.append(m)
             if m.role == "assistant" and m.reasoning is not None:
-                keep = self.preserve_reasoning or i > last_user
-                # one inlined copy per (message, rendering), reused on every later step so the
-                # backend's per-message wire cache keeps hitting
-                hit = self._inlined.get(id(m))
-                if hit is None or hit[0] is not m or hit[1] != keep:
-                    content = f"<think>{m.reasoning.text}</think>{m.content or ''}" if keep else m.content
-                    hit = self._inlined[id(m)] = (m, keep, m.model_copy(update={"content": content, "reasoning": None}))
-                m = hit[2]
+                if self.preserve_reasoning or i > last_user:
+                    m = m.model_copy(update={"content": f"<think>{m.reasoning.text}</think>{m.content or ''}",
+                                             "reasoning": None})
+                else:
+                    m = m.model_copy(update={"reasoning": None})
             out.append(m)
-        return out
+        self._inlined = (src, out, last_user)
+        return list(out)
 
     async def _call(self, think: str, st: _RunState, emit: Any, *, reask: bool,
                     tool_choice: str | dict[str, Any] | None = None) -> _Reply | _Done:
@@ -499,19 +514,14 @@ class Interleaved:
     # ---- tools --------------------------------------------------------------------------------
     async def _run_tools(self, calls: Sequence[Any], task: str, st: _RunState, emit: Any) -> list[ToolResult]:
         async def one(call: Any) -> ToolResult:
-            result: ToolResult | None = None
-            rejected = await self._verify(call, task, st, emit)
+            rejected = await self._verify(call, task, st, emit) if call.name in CODE_TOOLS else None
             if rejected is not None:
                 emit(ToolStarted(call_id=call.id, name=call.name, arguments=call.arguments, agent=self.agent_id))
                 result = ToolResult(call_id=call.id, name=call.name, ok=False, content=rejected, error=rejected,
                                     agent=self.agent_id)
                 emit(result)
             else:
-                async for ev in self.toolbox.execute(call, agent=self.agent_id):
-                    emit(ev)
-                    if isinstance(ev, ToolResult):
-                        result = ev
-            assert result is not None
+                result = await self.toolbox.call_into(call, emit, agent=self.agent_id)
             self._results[call.id] = result_message(result)
             return result
 

@@ -125,6 +125,10 @@ class Tool:
     timeout_s: float = 30.0
     max_output_chars: int = DEFAULT_MAX_CHARS
     arg_model: type[BaseModel] | None = field(default=None, repr=False)
+    _is_async: bool = field(init=False, repr=False, compare=False, default=False)
+
+    def __post_init__(self) -> None:
+        self._is_async = inspect.iscoroutinefunction(self.fn)  # once, not per call
 
     def schema(self) -> dict[str, Any]:
         return {
@@ -142,7 +146,7 @@ class Tool:
         return dict(arguments)
 
     async def _call(self, kwargs: dict[str, Any]) -> Any:
-        if inspect.iscoroutinefunction(self.fn):
+        if self._is_async:
             return await self.fn(**kwargs)
         out = await asyncio.to_thread(self.fn, **kwargs)
         if inspect.isawaitable(out):
@@ -177,9 +181,11 @@ class Tool:
             return False, msg, msg
         return True, _truncate(_to_text(value), self.max_output_chars), None
 
-    async def execute(self, call: ToolCall, *, agent: str = "main") -> AsyncIterator[Event]:
-        """Yields ToolStarted, then ToolResult (always last). Never raises (except on cancel)."""
-        yield ToolStarted(agent=agent, call_id=call.id, name=self.name, arguments=call.arguments)
+    def started(self, call: ToolCall, agent: str = "main") -> ToolStarted:
+        return ToolStarted(agent=agent, call_id=call.id, name=self.name, arguments=call.arguments)
+
+    async def result(self, call: ToolCall, agent: str = "main") -> ToolResult:
+        """Run the call and return its ToolResult. Never raises (except on cancel)."""
         t0 = time.perf_counter()
         if call.parse_error:
             # The model's arguments were not JSON: say so (and echo them) instead of running on {}.
@@ -188,15 +194,13 @@ class Tool:
             ok, content = False, error
         else:
             ok, content, error = await self.run(call.arguments)
-        yield ToolResult(
-            agent=agent,
-            call_id=call.id,
-            name=self.name,
-            ok=ok,
-            content=content,
-            error=error,
-            duration_s=time.perf_counter() - t0,
-        )
+        return ToolResult(agent=agent, call_id=call.id, name=self.name, ok=ok, content=content, error=error,
+                          duration_s=time.perf_counter() - t0)
+
+    async def execute(self, call: ToolCall, *, agent: str = "main") -> AsyncIterator[Event]:
+        """Yields ToolStarted, then ToolResult (always last). Never raises (except on cancel)."""
+        yield self.started(call, agent)
+        yield await self.result(call, agent)
 
 
 class ToolFailure(Exception):
@@ -383,15 +387,32 @@ class Toolbox:
         return name in self._tools
 
     async def execute(self, call: ToolCall, *, agent: str = "main") -> AsyncIterator[Event]:
+        """Yields ToolStarted, then ToolResult (always last). Never raises (except on cancel)."""
         t = self._tools.get(call.name)
         if t is None:
             yield ToolStarted(agent=agent, call_id=call.id, name=call.name, arguments=call.arguments)
-            avail = ", ".join(self._tools) or "(none)"
-            msg = f"unknown tool {call.name!r}. Available tools: {avail}"
-            yield ToolResult(agent=agent, call_id=call.id, name=call.name, ok=False, content=msg, error=msg)
+            yield self._unknown(call, agent)
             return
-        async for ev in t.execute(call, agent=agent):
-            yield ev
+        yield t.started(call, agent)
+        yield await t.result(call, agent)
+
+    async def call_into(self, call: ToolCall, emit: Callable[[Event], Any], *, agent: str = "main") -> ToolResult:
+        """`execute` for engines: hands ToolStarted and ToolResult to `emit` as they happen and
+        returns the result (a function call per event instead of an async generator's hops)."""
+        t = self._tools.get(call.name)
+        if t is None:
+            emit(ToolStarted(agent=agent, call_id=call.id, name=call.name, arguments=call.arguments))
+            result = self._unknown(call, agent)
+        else:
+            emit(t.started(call, agent))
+            result = await t.result(call, agent)
+        emit(result)
+        return result
+
+    def _unknown(self, call: ToolCall, agent: str) -> ToolResult:
+        avail = ", ".join(self._tools) or "(none)"
+        msg = f"unknown tool {call.name!r}. Available tools: {avail}"
+        return ToolResult(agent=agent, call_id=call.id, name=call.name, ok=False, content=msg, error=msg)
 
     async def run(self, call: ToolCall, *, agent: str = "main") -> ToolResult:
         """Execute and return only the final ToolResult (for callers that ignore ToolStarted)."""

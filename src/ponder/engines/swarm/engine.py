@@ -232,7 +232,7 @@ class SwarmRun:
         self.task = task
         self.t0 = time.perf_counter()
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.log: list[Event] = []
+        self.log: list[Event] | None = [] if swarm.store is not None else None  # for the store only
         self.telemetry = RunTelemetry()
         self.memory = Blackboard(swarm.memory_chars, emit=self.emit)
         self.scheduler = Scheduler(self.run_task, max_parallel=swarm.max_parallel, on_finished=self._on_finished)
@@ -255,7 +255,8 @@ class SwarmRun:
     # ---- events and budgets ------------------------------------------------------------------
     def emit(self, ev: Any) -> None:
         self.queue.put_nowait(ev)
-        self.log.append(ev)
+        if self.log is not None:
+            self.log.append(ev)
         if type(ev) is ModelCallFinished:
             self.telemetry.observe(ev)
             b = self.swarm.budgets
@@ -565,8 +566,8 @@ class SwarmRun:
             },
         )
         fin = RunFinished(status=status, answer=answer, reason=reason, metrics=m.model_dump(), agent=ORCH)  # type: ignore[arg-type]
-        self.log.append(fin)
-        if self.swarm.store is not None:
+        if self.swarm.store is not None and self.log is not None:
+            self.log.append(fin)
             try:
                 self.swarm.store.record_run(task=self.task, mode="swarm", model=self.swarm.model.name,
                                             events=self.log, finished=fin)
