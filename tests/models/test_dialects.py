@@ -141,3 +141,48 @@ def test_a_copied_message_does_not_reuse_the_originals_wire_json():
     copy = orig.model_copy(update={"content": "<think>R</think>X", "reasoning": None})
     second = d.build_body(spec, ChatRequest(messages=[Message.user("q"), copy]), False)
     assert b"<think>R</think>X" in second and b"<think>" not in first
+
+
+# ---- the incremental body: any growth pattern gives exactly the payload's JSON ----------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_OPS = st.lists(st.sampled_from(["tool_step", "answer", "user", "note", "flip_thinking", "flip_preserve", "edit", "dialect"]),
+                min_size=1, max_size=30)
+
+
+@settings(max_examples=120, deadline=None)
+@given(ops=_OPS, names=st.lists(st.sampled_from(["kimi", "glm", "vllm", "openai", "deepseek", "llamacpp"]), min_size=1, max_size=3))
+def test_incremental_body_matches_the_payload_for_any_history_growth(ops, names):
+    """The body keeps the rendered history prefix between steps (on the first message); every
+    step must still be byte-for-byte the JSON of the plain payload: appended steps, one-off
+    trailing notes, new user turns, flipped thinking/preservation, an edited middle, another
+    dialect over the same message objects."""
+    import json
+
+    spec = resolve("kimi-k2.5")
+    msgs = [Message.system("sys"), Message.user("task")]
+    thinking, preserve, d_i, n = "on", True, 0, 0
+    for op in ops:
+        n += 1
+        extra: list[Message] = []
+        if op == "tool_step":
+            tc = ToolCall(id=f"c{n}", name="lookup", arguments={"q": n})
+            msgs += [Message.assistant(None, reasoning=Reasoning(text=f"R{n}"), tool_calls=[tc]), Message.tool(f"c{n}", f"r{n}", "lookup")]
+        elif op == "answer":
+            msgs.append(Message.assistant(f"A{n}", reasoning=Reasoning(text=f"R{n}") if n % 2 else None))
+        elif op == "user":
+            msgs.append(Message.user(f"U{n}"))
+        elif op == "note":
+            extra = [Message.system("one-off note")] + ([Message.user("re-ask")] if n % 2 else [])
+        elif op == "flip_thinking":
+            thinking = "off" if thinking == "on" else "on"
+        elif op == "flip_preserve":
+            preserve = not preserve
+        elif op == "edit" and len(msgs) > 3:
+            msgs[len(msgs) // 2] = Message.user(f"edited {n}")
+        elif op == "dialect":
+            d_i += 1
+        d = get_dialect(names[d_i % len(names)])
+        req = ChatRequest(messages=list(msgs) + extra, tools=TOOLS, thinking=thinking, preserve_reasoning=preserve)
+        assert json.loads(d.build_body(spec, req, True)) == d.build_payload(spec, req, True), (op, d.name)

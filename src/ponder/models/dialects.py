@@ -58,9 +58,22 @@ def _last_user_index(messages: list[Message]) -> int:
     return -1
 
 
+class _Prefix:
+    """A history's rendered prefix: the messages it covers, their joined JSON, the tool-id map
+    and the last user index it was rendered with."""
+
+    __slots__ = ("src", "joined", "id_map", "last_user")
+
+    def __init__(self, src: list[Message], joined: str, id_map: dict[str, str], last_user: int):
+        self.src, self.joined, self.id_map, self.last_user = src, joined, id_map, last_user
+
+
 class Dialect:
     name = "openai"
     reasoning_fields: tuple[str, ...] = ("reasoning_content", "reasoning")
+
+    def __init__(self) -> None:
+        self._heads: dict[tuple[Any, ...], tuple[ModelSpec, str]] = {}
 
     # ---- messages ---------------------------------------------------------------------------
     def keep_reasoning(self, request: ChatRequest, index: int, msg: Message, last_user: int) -> bool:
@@ -72,16 +85,20 @@ class Dialect:
 
     def _plan(self, request: ChatRequest) -> list[tuple[Message, bool, str | None]]:
         """Per message: (message, whether its reasoning goes back, its wire tool_call_id)."""
-        out: list[tuple[Message, bool, str | None]] = []
         msgs = request.messages
-        last_user = _last_user_index(msgs)
-        id_map: dict[str, str] = {}
-        for i, m in enumerate(msgs):
-            if m.role == "assistant":
+        return self._plan_range(request, msgs, 0, len(msgs), {}, _last_user_index(msgs))
+
+    def _plan_range(self, request: ChatRequest, msgs: list[Message], start: int, end: int,
+                    id_map: dict[str, str], last_user: int) -> list[tuple[Message, bool, str | None]]:
+        out: list[tuple[Message, bool, str | None]] = []
+        for i in range(start, end):
+            m = msgs[i]
+            role = m.role
+            if role == "assistant":
                 for idx, tc in enumerate(m.tool_calls):
                     id_map[tc.id] = self.tool_call_id(tc.id, tc.name, idx)
                 out.append((m, self.keep_reasoning(request, i, m, last_user), None))
-            elif m.role == "tool":
+            elif role == "tool":
                 cid = m.tool_call_id or ""
                 out.append((m, False, id_map.get(cid, cid)))
             else:
@@ -140,19 +157,72 @@ class Dialect:
         return {"messages": self.messages(request), **self._head(spec, request, stream)}
 
     def build_body(self, spec: ModelSpec, request: ChatRequest, stream: bool) -> bytes:
-        """The same JSON as `build_payload`, assembled from cached pieces: each message's JSON
-        and the tool schemas' JSON are encoded once and reused on every later step."""
-        head_d = self._head(spec, request, stream)
-        tools = head_d.pop("tools", None)
-        parts = ['{"messages": [', ",".join(self.message_json(*x) for x in self._plan(request)), "]"]
-        if tools is not None:
-            parts += [', "tools": ', _tools_json(tools)]
-        head = json.dumps(head_d)
-        if head != "{}":
-            parts += [", ", head[1:]]
-        else:
-            parts.append("}")
+        """The same JSON as `build_payload`, assembled from cached pieces, so that a step costs
+        what is new in it rather than the whole history: each message's JSON is encoded once
+        (`message_json`), the history before the newest message is kept joined between steps
+        (`_messages_json`), and the tool schemas and the request's other fields are encoded
+        once per distinct value."""
+        parts = ['{"messages": [', self._messages_json(request), "]"]
+        if request.tools:
+            parts += [', "tools": ', _tools_json(request.tools)]
+        head = self._head_json(spec, request, stream)
+        parts.append(", " + head[1:] if head != "{}" else "}")
         return "".join(parts).encode()
+
+    def _messages_json(self, request: ChatRequest) -> str:
+        """The messages' JSON, comma-joined. An agent's history only grows, so the rendering of
+        all but the last message is kept on the first message (it lives as long as the
+        history does) and the next step renders only what was appended. The last message is
+        never kept: an engine may add a one-off note there. Any change to the prefix, a new
+        user turn (which moves the "current chain" some dialects key on) or different
+        thinking flags renders everything again."""
+        msgs = request.messages
+        n = len(msgs)
+        if n < 3:
+            return ",".join(self.message_json(*x) for x in self._plan(request))
+        key = ("prefix", self.name, request.thinking, request.preserve_reasoning)
+        cache = msgs[0].__pydantic_private__["_wire"]
+        st: _Prefix | None = cache.get(key)  # type: ignore[assignment]
+        last_user = -1
+        if st is not None:
+            k = len(st.src)
+            last_user = st.last_user
+            for i in range(k, n):
+                if msgs[i].role == "user":
+                    last_user = i
+            if k > n - 1 or last_user != st.last_user or msgs[:k] != st.src:  # identity-first: cheap
+                st = None
+        if st is None:
+            last_user = _last_user_index(msgs)
+            st = _Prefix([], "", {}, last_user)
+        k = len(st.src)
+        new = [self.message_json(*x) for x in self._plan_range(request, msgs, k, n - 1, st.id_map, last_user)]
+        if new:
+            st.joined = ",".join([st.joined, *new]) if st.joined else ",".join(new)
+            st.src.extend(msgs[k : n - 1])
+        cache[key] = st  # type: ignore[assignment]
+        tail = self.message_json(*self._plan_range(request, msgs, n - 1, n, dict(st.id_map), last_user)[0])
+        return st.joined + "," + tail
+
+    def _head_json(self, spec: ModelSpec, request: ChatRequest, stream: bool) -> str:
+        """JSON of everything but messages and tools. Cached for the common request shapes
+        (no per-request dicts): it is the same on every step of an agent."""
+        tc = request.tool_choice
+        if (tc is None or isinstance(tc, str)) and request.response_schema is None and not request.extra_body:
+            key = (id(spec), spec.model_id, stream, bool(request.tools), tc, request.thinking, request.preserve_reasoning,
+                   request.max_tokens, request.temperature, request.top_p,
+                   tuple(request.stop) if request.stop else None, request.seed)
+            hit = self._heads.get(key)
+            if hit is None or hit[0] is not spec:
+                if len(self._heads) >= 256:
+                    self._heads.clear()
+                d = self._head(spec, request, stream)
+                d.pop("tools", None)
+                hit = self._heads[key] = (spec, json.dumps(d))
+            return hit[1]
+        d = self._head(spec, request, stream)
+        d.pop("tools", None)
+        return json.dumps(d)
 
     def _head(self, spec: ModelSpec, request: ChatRequest, stream: bool) -> dict[str, Any]:
         p: dict[str, Any] = {"model": spec.model_id, "stream": stream}
