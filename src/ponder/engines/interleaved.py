@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -464,7 +465,7 @@ class Interleaved:
                             emit(out)
                         split = self._split_message(ev.message)  # type: ignore[union-attr]
                         if split is not ev.message:  # type: ignore[union-attr]
-                            ev = ev.model_copy(update={"message": split})
+                            ev = dataclasses.replace(ev, message=split)  # type: ignore[type-var]
                     final = ev  # type: ignore[assignment]
                 elif tp is ErrorEvent:
                     emit(ev)
