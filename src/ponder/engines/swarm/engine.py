@@ -1,7 +1,7 @@
 """The Swarm engine: an orchestrator model fanning work out to parallel sub-agents.
 
 Kimi K2.5's Agent Swarm (reference kimi-k2.5.md §2) over any ponder model. One
-`SwarmRun` per task holds everything the run shares: the event queue every agent
+`SwarmRun` per task holds everything the run shares: the event sink every agent
 writes into, the blackboard, the scheduler, and the swarm-wide budget counters that
 every agent's tool calls and model calls are checked against. Sub-agents are
 `Interleaved` agents (own context, own step budget) created on demand from
@@ -152,33 +152,42 @@ class Swarm:
         return self.model.spec.dialect == "embedded" and not self.model.native_thinking
 
     async def run(self, task: str, *, score_fn: ScoreFn | None = None, cancel: asyncio.Event | None = None) -> RunResult:
+        """Run to the end and return the answer, metrics and every event. Events go straight
+        into the result's list (no queue): at 100 agents that is a measurable share of a step."""
+        _check_task(task)
         events: list[Event] = []
-        final: RunFinished | None = None
-        run_ref: list[SwarmRun] = []
-        async for ev in self._stream(task, score_fn=score_fn, cancel=cancel, run_ref=run_ref):
-            events.append(ev)
-            if isinstance(ev, RunFinished):
-                final = ev
-        assert final is not None
+        run = SwarmRun(self, task, events.append)
+        final = await self._execute(run, score_fn, cancel)
+        events.append(final)
         return RunResult(answer=final.answer, status=final.status, reason=final.reason,
                          metrics=RunMetrics.model_validate(final.metrics), events=events,
-                         messages=list(run_ref[0].orch_messages) if run_ref else [])
+                         messages=list(run.orch_messages))
 
-    def stream(self, task: str, *, score_fn: ScoreFn | None = None,
-               cancel: asyncio.Event | None = None) -> AsyncIterator[Event]:
-        return self._stream(task, score_fn=score_fn, cancel=cancel)
+    async def stream(self, task: str, *, score_fn: ScoreFn | None = None,
+                     cancel: asyncio.Event | None = None) -> AsyncIterator[Event]:
+        """Every agent's events as they happen, merged, ending with exactly one `RunFinished`.
+        Closing the iterator early cancels the whole tree."""
+        _check_task(task)
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        run = SwarmRun(self, task, queue.put_nowait)
+        driver = asyncio.get_running_loop().create_task(self._execute(run, score_fn, cancel), name="swarm")
+        driver.add_done_callback(lambda _t: queue.put_nowait(_END))
+        try:
+            while (ev := await queue.get()) is not _END:
+                yield ev
+            yield driver.result()
+        finally:
+            if not driver.done():
+                driver.cancel()
+                with contextlib.suppress(BaseException):
+                    await driver
 
-    async def _stream(self, task: str, *, score_fn: ScoreFn | None, cancel: asyncio.Event | None,
-                      run_ref: list[SwarmRun] | None = None) -> AsyncIterator[Event]:
-        if not task or not task.strip():
-            raise ValueError("the swarm needs a non-empty task")
-        run = SwarmRun(self, task)
-        if run_ref is not None:
-            run_ref.append(run)
+    async def _execute(self, run: SwarmRun, score_fn: ScoreFn | None, cancel: asyncio.Event | None) -> RunFinished:
+        """The run's life: the orchestrator task, the budgets' and the caller's stops, and the
+        end (cancel what is left, compute metrics). Cancelling this cancels the whole tree."""
         loop = asyncio.get_running_loop()
         main = loop.create_task(run.main(), name="swarm-orchestrator")
         run.main_task = main
-        main.add_done_callback(lambda _t: run.queue.put_nowait(_END))
         timer = None
         if self.budgets.wall_timeout_s is not None:
             timer = loop.call_later(self.budgets.wall_timeout_s, run.hard_stop, "budget", "wall_timeout_s",
@@ -189,12 +198,7 @@ class Swarm:
             watcher.add_done_callback(lambda t: None if t.cancelled() else run.hard_stop("cancelled", "cancel", 0))
         finished = False
         try:
-            q = run.queue
-            while True:
-                ev = await q.get()
-                if ev is _END:
-                    break
-                yield ev
+            await asyncio.wait([main])  # returns however main ends (a hard stop cancels it)
             if run.stopped is not None:  # a hard stop wins even if the orchestrator got to answer
                 status, answer, reason = run.stopped
             elif main.cancelled():
@@ -203,13 +207,9 @@ class Swarm:
                 status, answer, reason = main.result()
             run.tree_cancel.set()
             await run.scheduler.cancel_all()
-            while not q.empty():
-                ev = q.get_nowait()
-                if ev is not _END:
-                    yield ev
             fin = await run.finish(status, answer, reason, score_fn)
             finished = True
-            yield fin
+            return fin
         finally:
             if timer is not None:
                 timer.cancel()
@@ -224,14 +224,19 @@ class Swarm:
                 await run.scheduler.cancel_all()
 
 
+def _check_task(task: str) -> None:
+    if not task or not task.strip():
+        raise ValueError("the swarm needs a non-empty task")
+
+
 class SwarmRun:
     """Everything one swarm run shares between its agents."""
 
-    def __init__(self, swarm: Swarm, task: str):
+    def __init__(self, swarm: Swarm, task: str, sink: Callable[[Event], Any]):
         self.swarm = swarm
         self.task = task
         self.t0 = time.perf_counter()
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.sink = sink  # where every agent's events go: the result's list, or stream()'s queue
         self.log: list[Event] | None = [] if swarm.store is not None else None  # for the store only
         self.telemetry = RunTelemetry()
         self.memory = Blackboard(swarm.memory_chars, emit=self.emit)
@@ -254,7 +259,7 @@ class SwarmRun:
 
     # ---- events and budgets ------------------------------------------------------------------
     def emit(self, ev: Any) -> None:
-        self.queue.put_nowait(ev)
+        self.sink(ev)
         if self.log is not None:
             self.log.append(ev)
         if type(ev) is ModelCallFinished:
