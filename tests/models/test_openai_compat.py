@@ -169,3 +169,16 @@ async def test_sequential_calls_reuse_one_keep_alive_connection():
         non_stream = OpenAICompatModel(m.spec, api_key="k", stream=False)
         assert srv.connections == 1
     assert len(srv.requests) == 5 and non_stream.streaming is False
+
+
+async def test_error_chunk_mid_stream_keeps_the_output_before_it():
+    """Providers report some failures as an `error` object inside the stream; the deltas before
+    it (often in the same network read) stay in the error's partial message."""
+    chunks = [{"choices": [{"index": 0, "delta": {"content": p}}]} for p in ("Hel", "lo")]
+    chunks.append({"error": {"message": "overloaded, try later"}})
+    async with MockOpenAIServer(lambda p, n: MockReply(sse=chunks)) as srv:
+        evs = await collect(kimi_at(srv.base_url))
+    err = evs[-1]
+    assert isinstance(err, ErrorEvent) and "overloaded, try later" in err.message
+    assert err.partial is not None and err.partial.content == "Hello"
+    assert "sk-secret" not in err.message

@@ -28,6 +28,7 @@ import json
 import re
 from typing import Any
 
+from ..core import fastjson
 from ..core.messages import Message
 from .base import ChatRequest
 from .catalog import ModelSpec
@@ -134,7 +135,7 @@ class Dialect:
         cache = m.__pydantic_private__["_wire"]  # direct: pydantic's __getattr__ is slow on this path
         cached = cache.get(key)
         if cached is None:
-            cached = cache[key] = json.dumps(self.message_dict(m, keep, tool_id))
+            cached = cache[key] = fastjson.dumps(self.message_dict(m, keep, tool_id))
         return cached
 
     # ---- request ----------------------------------------------------------------------------

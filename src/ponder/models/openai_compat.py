@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 
+from ..core import fastjson
 from ..core.errors import MissingKeyError, ModelError, redact
 from ..core.events import Event
 from ..core.messages import ToolCall, Usage
@@ -236,12 +237,13 @@ class OpenAICompatModel(ChatModel):
             u = Usage(completion_tokens=len(asm.content) + n_reasoning, reasoning_tokens=n_reasoning)
         return u
 
-    async def _sse(self, resp: aiohttp.ClientResponse, state: _SSEState) -> AsyncIterator[dict[str, Any]]:
-        """Yield the JSON chunks of an SSE response. Transport failures before the first chunk
-        are retryable (`_Retry`); after it they are a cut stream (`_Cut`)."""
+    async def _sse(self, resp: aiohttp.ClientResponse, state: _SSEState) -> AsyncIterator[list[dict[str, Any]]]:
+        """Yield the JSON chunks of an SSE response, a list per network read (one generator hop
+        per read, not per chunk). Transport failures before the first chunk are retryable
+        (`_Retry`); after it they are a cut stream (`_Cut`)."""
         try:
-            # Read whatever has arrived and split lines here: one await per network read rather
-            # than one per SSE line (aiohttp's readline is a coroutine and a buffer scan each).
+            # Split lines here rather than await aiohttp's readline per SSE line: that is a
+            # coroutine and a buffer scan each, a visible cost at 100 concurrent streams.
             tail = b""
             line = self._sse_line
             async for block in resp.content.iter_any():
@@ -249,12 +251,19 @@ class OpenAICompatModel(ChatModel):
                     block = tail + block
                 lines = block.split(b"\n")
                 tail = lines.pop()
-                for raw in lines:
-                    chunk = line(raw, state)
-                    if chunk is not None:
-                        yield chunk
+                chunks: list[dict[str, Any]] = []
+                try:
+                    for raw in lines:
+                        if (c := line(raw, state)) is not None:
+                            chunks.append(c)
+                except ModelError:  # an error chunk: what came before it in this read still counts
+                    if chunks:
+                        yield chunks
+                    raise
+                if chunks:
+                    yield chunks
             if tail and (chunk := line(tail, state)) is not None:  # a last line without its newline
-                yield chunk
+                yield [chunk]
         except _TRANSPORT_ERRORS as e:
             if not state.received:
                 raise _Retry(f"{type(e).__name__} before the first chunk") from e
@@ -271,7 +280,7 @@ class OpenAICompatModel(ChatModel):
             state.done = True
             return None
         try:
-            chunk = json.loads(data)
+            chunk = fastjson.loads(data)
         except ValueError:
             return None  # a keep-alive or a provider comment line
         if not isinstance(chunk, dict):
@@ -295,28 +304,29 @@ class OpenAICompatModel(ChatModel):
         finish: str | None = None
         state = _SSEState()
         dialect = self.dialect
-        async for chunk in self._sse(resp, state):
-            if chunk.get("usage"):
-                usage_raw = chunk["usage"]
-            for choice in chunk.get("choices") or ():
-                delta = choice.get("delta") or {}
-                r = dialect.reasoning_of(delta)
-                if r:
-                    yield asm.reasoning_delta(r)  # type: ignore[misc]
-                c = delta.get("content")
-                if c:
-                    yield asm.content_delta(c)  # type: ignore[misc]
-                for tc in delta.get("tool_calls") or ():
-                    buf = buffers.setdefault(int(tc.get("index", len(buffers))), _ToolCallBuffer())
-                    if tc.get("id"):
-                        buf.id = tc["id"]
-                    fn = tc.get("function") or {}
-                    if fn.get("name"):
-                        buf.name += fn["name"]
-                    if fn.get("arguments"):
-                        buf.args.append(fn["arguments"])
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
+        async for chunks in self._sse(resp, state):
+            for chunk in chunks:
+                if chunk.get("usage"):
+                    usage_raw = chunk["usage"]
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    r = dialect.reasoning_of(delta)
+                    if r:
+                        yield asm.reasoning_delta(r)  # type: ignore[misc]
+                    c = delta.get("content")
+                    if c:
+                        yield asm.content_delta(c)  # type: ignore[misc]
+                    for tc in delta.get("tool_calls") or ():
+                        buf = buffers.setdefault(int(tc.get("index", len(buffers))), _ToolCallBuffer())
+                        if tc.get("id"):
+                            buf.id = tc["id"]
+                        fn = tc.get("function") or {}
+                        if fn.get("name"):
+                            buf.name += fn["name"]
+                        if fn.get("arguments"):
+                            buf.args.append(fn["arguments"])
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
         self._check_complete(state, finish)
         for idx in sorted(buffers):
             yield asm.tool_call(buffers[idx].to_call(dialect, idx))

@@ -85,14 +85,15 @@ class RawCompletionModel(OpenAICompatModel):
         state = _SSEState()
         usage_raw: dict[str, Any] | None = None
         finish: str | None = None
-        async for chunk in self._sse(resp, state):
-            if chunk.get("usage"):
-                usage_raw = chunk["usage"]
-            for choice in chunk.get("choices") or ():
-                for ev in self._pieces(parser.feed(choice.get("text") or ""), asm):
-                    yield ev
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
+        async for chunks in self._sse(resp, state):
+            for chunk in chunks:
+                if chunk.get("usage"):
+                    usage_raw = chunk["usage"]
+                for choice in chunk.get("choices") or ():
+                    for ev in self._pieces(parser.feed(choice.get("text") or ""), asm):
+                        yield ev
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
         self._check_complete(state, finish)
         for ev in self._pieces(parser.close(), asm):
             yield ev
