@@ -186,3 +186,19 @@ def test_incremental_body_matches_the_payload_for_any_history_growth(ops, names)
         d = get_dialect(names[d_i % len(names)])
         req = ChatRequest(messages=list(msgs) + extra, tools=TOOLS, thinking=thinking, preserve_reasoning=preserve)
         assert json.loads(d.build_body(spec, req, True)) == d.build_payload(spec, req, True), (op, d.name)
+
+
+def test_request_keeps_the_tool_list_object_so_its_json_is_encoded_once():
+    """Backends cache the tools' JSON by the list's identity: ChatRequest must not copy it
+    (pydantic's list validation would), and must still reject a malformed value clearly."""
+    from ponder.models import dialects
+
+    req = ChatRequest(messages=[Message.user("q")], tools=TOOLS)
+    assert req.tools is TOOLS
+    dialects._TOOLS_JSON.clear()
+    spec = resolve("kimi-k2.5")
+    for _ in range(3):
+        get_dialect("kimi").build_body(spec, ChatRequest(messages=[Message.user("q")], tools=TOOLS), True)
+    assert len(dialects._TOOLS_JSON) == 1
+    with pytest.raises(ValueError, match="list of OpenAI function-tool schemas"):
+        ChatRequest(messages=[], tools="lookup")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainValidator
 
 from ..core.errors import ModelError
 from ..core.events import (
@@ -30,11 +30,20 @@ from .catalog import ModelSpec
 Thinking = Literal["on", "off"]
 
 
+def _tool_list(v: Any) -> list[dict[str, Any]]:
+    """Check the shape, keep the very same list object."""
+    if not isinstance(v, list) or not all(isinstance(t, dict) for t in v):
+        raise ValueError("tools must be a list of OpenAI function-tool schemas (dicts), e.g. Toolbox.schemas()")
+    return v
+
+
 class ChatRequest(BaseModel):
     """One call's inputs, provider-neutral. Dialects turn it into each provider's JSON."""
 
     messages: list[Message]
-    tools: list[dict[str, Any]] = Field(default_factory=list)  # OpenAI function-tool schemas
+    # OpenAI function-tool schemas, passed through as given (not copied): backends cache their
+    # JSON by the list's identity, and an agent sends the same list on every step
+    tools: Annotated[list[dict[str, Any]], PlainValidator(_tool_list)] = Field(default_factory=list)
     tool_choice: str | dict[str, Any] | None = None
     thinking: Thinking | None = None  # None: the provider's default
     preserve_reasoning: bool = True  # send earlier turns' reasoning back (dialect rules apply)
