@@ -4,11 +4,18 @@ Reasoning is a first-class part of an assistant message, kept verbatim together 
 the model and dialect that produced it: providers (Kimi, GLM, DeepSeek) reject or
 degrade a multi-turn conversation whose earlier reasoning was dropped or edited, and
 the preserved-reasoning engine must be able to send it back exactly as received.
+
+`Message` is a frozen pydantic model (it crosses every boundary: sessions, the store, the
+wire caches). Its parts (`Reasoning`, `ToolCall`) and `Usage` are slotted dataclasses:
+every model call makes them, and a dataclass is a fraction of the cost (and one object for
+the garbage collector instead of three or four). Pydantic validates and serializes them
+as fields of the models that hold them.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -16,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 Role = Literal["system", "user", "assistant", "tool"]
 
 
-class Reasoning(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Reasoning:
     """The model's thinking for one assistant turn, byte-for-byte as it arrived."""
 
     text: str
@@ -24,24 +32,21 @@ class Reasoning(BaseModel):
     dialect: str | None = None
 
 
-class ToolCall(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class ToolCall:
     """One complete tool call. `arguments` is parsed; `raw_arguments` is what the model wrote."""
 
     id: str
     name: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
+    arguments: dict[str, Any] = field(default_factory=dict)
     raw_arguments: str | None = None
     parse_error: str | None = None  # set when the model's arguments were not valid JSON
-    _json: str | None = PrivateAttr(default=None)
 
     def arguments_json(self) -> str:
-        """The arguments as sent back on the wire: verbatim when the model wrote them, else
-        encoded once (histories are re-sent on every step, so this is on the hot path)."""
+        """The arguments as sent back on the wire: verbatim when the model wrote them."""
         if self.raw_arguments is not None:
             return self.raw_arguments
-        if self._json is None:
-            self._json = json.dumps(self.arguments)
-        return self._json
+        return json.dumps(self.arguments)
 
 
 class Message(BaseModel):
@@ -92,7 +97,8 @@ class Message(BaseModel):
         return cls(role="tool", content=content, tool_call_id=call_id, name=name)
 
 
-class Usage(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Usage:
     """Token counts of one call or an aggregate. Reasoning tokens are part of completion tokens."""
 
     prompt_tokens: int = 0
