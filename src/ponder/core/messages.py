@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -53,6 +53,10 @@ class Message(BaseModel):
     """One conversation turn. Frozen: a message sent to a model is history and never changes,
     which lets dialects cache each message's wire JSON across the many calls that re-send it."""
 
+    # The wire cache lives in a plain slot, not a pydantic private attribute: private
+    # attributes cost a per-instance dict and an init hook on every message built, and
+    # pydantic neither validates, serializes, compares nor copies a slot.
+    __slots__ = ("_wire_cache",)
     model_config = ConfigDict(frozen=True)
 
     role: Role
@@ -64,13 +68,16 @@ class Message(BaseModel):
     # The exact text the model generated for this turn, when the backend knows it (embedded,
     # raw completions): re-rendering it byte-for-byte keeps the KV prefix cache valid.
     raw: str | None = None
-    _wire: dict[tuple[object, ...], str] = PrivateAttr(default_factory=dict)
 
-    def model_copy(self, *, update: dict[str, object] | None = None, deep: bool = False) -> Message:
-        """A copy is a different message: it must not share the wire-JSON cache."""
-        m = super().model_copy(update=update, deep=deep)
-        m._wire = {}
-        return m
+    def wire_cache(self) -> dict[tuple[object, ...], Any]:
+        """This message's wire-JSON cache (per dialect and rendering), made on first use. A copy
+        (`model_copy`) starts without one: it is a different message."""
+        try:
+            return self._wire_cache  # type: ignore[no-any-return]
+        except AttributeError:
+            cache: dict[tuple[object, ...], Any] = {}
+            object.__setattr__(self, "_wire_cache", cache)
+            return cache
 
     @classmethod
     def system(cls, text: str) -> Message:

@@ -132,7 +132,7 @@ class Dialect:
         """A message's wire JSON, encoded once per (dialect, rendering) and reused: an agent
         re-sends its whole history on every step, so this keeps a step's client cost flat."""
         key = (self.name, keep, tool_id)
-        cache = m.__pydantic_private__["_wire"]  # direct: pydantic's __getattr__ is slow on this path
+        cache = m.wire_cache()
         cached = cache.get(key)
         if cached is None:
             cached = cache[key] = fastjson.dumps(self.message_dict(m, keep, tool_id))
@@ -182,25 +182,27 @@ class Dialect:
         if n < 3:
             return ",".join(self.message_json(*x) for x in self._plan(request))
         key = ("prefix", self.name, request.thinking, request.preserve_reasoning)
-        cache = msgs[0].__pydantic_private__["_wire"]
+        cache = msgs[0].wire_cache()
         st: _Prefix | None = cache.get(key)  # type: ignore[assignment]
         last_user = -1
+        # `src` holds the covered messages after the first (the first holds this cache: keeping
+        # it in `src` too would make a reference cycle, freed only by a full GC)
         if st is not None:
-            k = len(st.src)
+            k = len(st.src) + 1
             last_user = st.last_user
             for i in range(k, n):
                 if msgs[i].role == "user":
                     last_user = i
-            if k > n - 1 or last_user != st.last_user or msgs[:k] != st.src:  # identity-first: cheap
+            if k > n - 1 or last_user != st.last_user or msgs[1:k] != st.src:  # identity-first: cheap
                 st = None
         if st is None:
             last_user = _last_user_index(msgs)
             st = _Prefix([], "", {}, last_user)
-        k = len(st.src)
+        k = len(st.src) + 1 if st.joined else 0
         new = [self.message_json(*x) for x in self._plan_range(request, msgs, k, n - 1, st.id_map, last_user)]
         if new:
             st.joined = ",".join([st.joined, *new]) if st.joined else ",".join(new)
-            st.src.extend(msgs[k : n - 1])
+            st.src.extend(msgs[max(k, 1) : n - 1])
         cache[key] = st  # type: ignore[assignment]
         tail = self.message_json(*self._plan_range(request, msgs, n - 1, n, dict(st.id_map), last_user)[0])
         return st.joined + "," + tail

@@ -222,6 +222,15 @@ class Swarm:
                     with contextlib.suppress(BaseException):
                         await main
                 await run.scheduler.cancel_all()
+            run.release()
+
+
+def _drop(_ev: Any) -> None:
+    return None
+
+
+async def _ended(_task: Any) -> None:
+    raise RuntimeError("this swarm run is over")
 
 
 def _check_task(task: str) -> None:
@@ -256,6 +265,17 @@ class SwarmRun:
         self.finish_warned = False
         self.inputs: dict[str, dict[str, str]] = {}
         self._guarded: dict[str, Tool] = {}
+
+    def release(self) -> None:
+        """Break the run's reference cycles (its callbacks point back at it) once it is over,
+        so that its agents' work is freed as soon as the caller drops the result, by reference
+        counting, instead of surviving until the next full garbage collection."""
+        self.memory._emit = None
+        self.scheduler._run = _ended
+        self.scheduler._on_finished = None
+        self._guarded.clear()
+        self.sink = _drop
+        self.main_task = None
 
     # ---- events and budgets ------------------------------------------------------------------
     def emit(self, ev: Any) -> None:
