@@ -72,11 +72,11 @@ class Message(BaseModel):
     def wire_cache(self) -> dict[tuple[object, ...], Any]:
         """This message's wire-JSON cache (per dialect and rendering), made on first use. A copy
         (`model_copy`) starts without one: it is a different message."""
-        try:
-            return self._wire_cache  # type: ignore[no-any-return]
+        try:  # the slot itself: an unset slot must not fall through to pydantic's slow __getattr__
+            return _WIRE_SLOT.__get__(self, Message)  # type: ignore[no-any-return]
         except AttributeError:
             cache: dict[tuple[object, ...], Any] = {}
-            object.__setattr__(self, "_wire_cache", cache)
+            _WIRE_SLOT.__set__(self, cache)
             return cache
 
     @classmethod
@@ -102,6 +102,9 @@ class Message(BaseModel):
     @classmethod
     def tool(cls, call_id: str, content: str, name: str | None = None) -> Message:
         return cls(role="tool", content=content, tool_call_id=call_id, name=name)
+
+
+_WIRE_SLOT = Message.__dict__["_wire_cache"]  # the slot's descriptor
 
 
 @dataclass(slots=True, kw_only=True)
