@@ -21,12 +21,12 @@ from typing import Any
 import orjson
 
 
-def dumps(obj: Any) -> str:
+def dumps(obj: Any, *, sort_keys: bool = False) -> str:
     """Compact JSON text of `obj` (non-ASCII kept as UTF-8)."""
     try:
-        return orjson.dumps(obj).decode()
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS if sort_keys else None).decode()
     except (TypeError, orjson.JSONEncodeError):
-        return json.dumps(obj, ensure_ascii=False)
+        return json.dumps(obj, ensure_ascii=False, sort_keys=sort_keys, default=str)
 
 
 def loads(data: str | bytes) -> Any:

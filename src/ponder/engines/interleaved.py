@@ -33,12 +33,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..core import fastjson
 from ..core.events import (
     BudgetHit,
     ContentDelta,
@@ -302,7 +302,7 @@ class Interleaved:
         self._results = {}
         after_error = False
         first_step = st.steps + 1
-        seen_calls: set[str] = set()
+        seen_calls: set[tuple[str, str]] = set()
         force_answer = False
         while True:
             if (d := self._check_spend(st, emit)) is not None:
@@ -355,7 +355,7 @@ class Interleaved:
                                                       call.name)
             self.messages.extend(self._results.pop(c.id) for c in calls)
             after_error = any(not r.ok for r in results)
-            keys = [f"{c.name}:{json.dumps(c.arguments, sort_keys=True, default=str)}" for c in calls]
+            keys = [(c.name, fastjson.dumps(c.arguments, sort_keys=True)) for c in calls]
             if all(k in seen_calls for k in keys) and not after_error:
                 # the same call again, its result already in hand: a loop (weak models do this);
                 # the next step may not call tools, so the model has to answer from what it has

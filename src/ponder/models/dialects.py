@@ -36,19 +36,21 @@ from .catalog import ModelSpec
 _KIMI_ID = re.compile(r"^(functions\.)?[\w\-.]+:\d+$")
 
 
-_TOOLS_JSON: dict[int, tuple[list[dict[str, Any]], str]] = {}
+_TOOLS_JSON: dict[tuple[int, ...], tuple[list[dict[str, Any]], str]] = {}
 
 
 def _tools_json(tools: list[dict[str, Any]]) -> str:
-    """JSON of a tool list, cached by the list's identity (an agent passes the same list on
-    every step). The cache holds the list itself, so an id is never reused while cached."""
-    hit = _TOOLS_JSON.get(id(tools))
-    if hit is not None and hit[0] is tools:
+    """JSON of a tool list, cached by the identity of its schema dicts: `Tool.schema()` hands
+    out the same dict every time, so 100 agents sharing a tool encode it once. The cache
+    keeps the dicts themselves, so an id is never reused while cached."""
+    key = tuple(map(id, tools))
+    hit = _TOOLS_JSON.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], tools, strict=True)):
         return hit[1]
     if len(_TOOLS_JSON) >= 1024:
         _TOOLS_JSON.clear()
     text = json.dumps(tools)
-    _TOOLS_JSON[id(tools)] = (tools, text)
+    _TOOLS_JSON[key] = (list(tools), text)
     return text
 
 

@@ -126,20 +126,27 @@ class Tool:
     max_output_chars: int = DEFAULT_MAX_CHARS
     arg_model: type[BaseModel] | None = field(default=None, repr=False)
     _is_async: bool = field(init=False, repr=False, compare=False, default=False)
+    _schema: tuple[tuple[Any, ...], dict[str, Any]] | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         self._is_async = inspect.iscoroutinefunction(self.fn)  # once, not per call
 
     def schema(self) -> dict[str, Any]:
-        return {
-            "type": "function",
-            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
-        }
+        """The OpenAI function-tool schema. The same dict on every call (rebuilt only if the
+        name, description or parameters were replaced), so that backends encode it once
+        however many agents share the tool. Treat it as read-only."""
+        key = (self.name, self.description, id(self.parameters))
+        cached = self._schema
+        if cached is None or cached[0] != key:
+            cached = self._schema = (key, {
+                "type": "function",
+                "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+            })
+        return cached[1]
 
     def _validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
         if self.arg_model is not None:
-            obj = self.arg_model.model_validate(arguments)
-            return {k: getattr(obj, k) for k in type(obj).model_fields}
+            return dict(self.arg_model.model_validate(arguments).__dict__)  # the fields, validated
         problem = _check_against_schema(self.name, self.parameters, arguments)
         if problem:
             raise _ArgumentProblem(problem)

@@ -513,7 +513,9 @@ class SwarmRun:
             async with asyncio.timeout(self.swarm.sub_timeout_s):
                 run_into = getattr(agent, "run_into", None)
                 if run_into is not None:  # in this task, one call per event: no queue, no task switch
-                    final = await run_into(text, sink, cancel=self.tree_cancel)
+                    # no cancel event (a watcher task per agent): the end of the run cancels
+                    # every sub-agent's task itself (`scheduler.cancel_all`)
+                    final = await run_into(text, sink)
                 else:  # any agent with the Interleaved-style stream() works too
                     stream = agent.stream(text, cancel=self.tree_cancel)
                     try:
