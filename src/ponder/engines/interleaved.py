@@ -427,11 +427,8 @@ class Interleaved:
             thinking=think,  # type: ignore[arg-type]
             preserve_reasoning=self.preserve_reasoning,
         )
-        parser = None
-        if self.elicit == "tags":
-            from ..models.parsers import RawOutputParser
-
-            parser = RawOutputParser(format="think")
+        tags = self.elicit == "tags"
+        parser: Any = None  # the <think> splitter, made on the first content (tool-only steps need none)
         first_reasoning: int | None = None
         first_action: int | None = None
         n = 0
@@ -439,7 +436,11 @@ class Interleaved:
         try:
             async for ev in self.model.stream(request, agent=self.agent_id):
                 tp = type(ev)
-                if tp is ContentDelta and parser is not None:
+                if tp is ContentDelta and tags:
+                    if parser is None:
+                        from ..models.parsers import RawOutputParser
+
+                        parser = RawOutputParser(format="think")
                     for out in self._split(parser.feed(ev.text)):  # type: ignore[union-attr]
                         n += 1
                         if type(out) is ReasoningDelta:
@@ -457,8 +458,8 @@ class Interleaved:
                     if first_action is None:
                         first_action = n
                 elif tp is ModelCallFinished:
-                    if parser is not None:
-                        for out in self._split(parser.close()):
+                    if tags:
+                        for out in self._split(parser.close()) if parser is not None else ():
                             n += 1
                             if type(out) is ReasoningDelta and first_reasoning is None:
                                 first_reasoning = n
