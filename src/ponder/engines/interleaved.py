@@ -58,6 +58,7 @@ from ..core.messages import Message, Reasoning
 from ..core.store import Session
 from ..core.telemetry import RunTelemetry
 from ..models.base import ChatModel, ChatRequest
+from ..models.parsers import ContentText, RawOutputParser, ReasoningText, parse_raw
 from ..tools.base import Tool, Toolbox, result_message
 from . import prompts
 from .base import Budgets, RunMetrics, RunResult
@@ -409,11 +410,10 @@ class Interleaved:
             m = msgs[i]
             src.append(m)
             if m.role == "assistant" and m.reasoning is not None:
-                if self.preserve_reasoning or i > last_user:
-                    m = m.model_copy(update={"content": f"<think>{m.reasoning.text}</think>{m.content or ''}",
-                                             "reasoning": None})
-                else:
-                    m = m.model_copy(update={"reasoning": None})
+                # built directly: a pydantic model_copy costs several times a fresh message
+                keep = self.preserve_reasoning or i > last_user
+                m = Message(role="assistant", content=f"<think>{m.reasoning.text}</think>{m.content or ''}" if keep
+                            else m.content, tool_calls=m.tool_calls, name=m.name, raw=m.raw)
             out.append(m)
         self._inlined = (src, out, last_user)
         return list(out)
@@ -438,8 +438,6 @@ class Interleaved:
                 tp = type(ev)
                 if tp is ContentDelta and tags:
                     if parser is None:
-                        from ..models.parsers import RawOutputParser
-
                         parser = RawOutputParser(format="think")
                     for out in self._split(parser.feed(ev.text)):  # type: ignore[union-attr]
                         n += 1
@@ -489,8 +487,6 @@ class Interleaved:
         return _Reply(msg, ok)
 
     def _split(self, pieces: list[Any]) -> list[Event]:
-        from ..models.parsers import ContentText, ReasoningText
-
         out: list[Event] = []
         for p in pieces:
             if isinstance(p, ReasoningText) and p.text:
@@ -501,8 +497,6 @@ class Interleaved:
 
     def _split_message(self, msg: Message) -> Message:
         """The assembled message of a <think>-tag model, with its reasoning moved out of the content."""
-        from ..models.parsers import parse_raw
-
         if not msg.content or msg.reasoning is not None:
             return msg
         parsed = parse_raw(msg.content, "think")
