@@ -173,7 +173,9 @@ class Interleaved:
         events: list[Event] = []
         final = await self.run_into(task, events.append, thinking=thinking, cancel=cancel)
         events.append(final)
-        return RunResult(
+        # model_construct: every part is already typed (the metrics validated just here); a
+        # validating constructor would re-check every event one by one
+        return RunResult.model_construct(
             answer=final.answer, status=final.status, reason=final.reason,
             metrics=RunMetrics.model_validate(final.metrics), events=events, messages=list(self.messages),
         )

@@ -28,10 +28,12 @@ from ...core.events import (
     AgentFinished,
     AgentSpawned,
     BudgetHit,
+    ErrorEvent,
     Event,
     ModelCallFinished,
     RunFinished,
     StepStarted,
+    ToolResult,
 )
 from ...core.messages import Message
 from ...core.telemetry import RunTelemetry
@@ -159,7 +161,9 @@ class Swarm:
         run = SwarmRun(self, task, events.append)
         final = await self._execute(run, score_fn, cancel)
         events.append(final)
-        return RunResult(answer=final.answer, status=final.status, reason=final.reason,
+        # model_construct: every part is already typed (the metrics validated just here); a
+        # validating constructor would re-check thousands of events one by one
+        return RunResult.model_construct(answer=final.answer, status=final.status, reason=final.reason,
                          metrics=RunMetrics.model_validate(final.metrics), events=events,
                          messages=list(run.orch_messages))
 
@@ -282,14 +286,15 @@ class SwarmRun:
         self.sink(ev)
         if self.log is not None:
             self.log.append(ev)
-        if type(ev) is ModelCallFinished:
+        tp = type(ev)
+        if tp is ModelCallFinished:
             self.telemetry.observe(ev)
             b = self.swarm.budgets
             if b.max_tokens is not None and self.telemetry.total_tokens >= b.max_tokens:
                 self.hard_stop("budget", "max_tokens", b.max_tokens, self.telemetry.total_tokens)
             elif b.max_cost_usd is not None and self.telemetry.cost_usd >= b.max_cost_usd:
                 self.hard_stop("budget", "max_cost_usd", b.max_cost_usd, self.telemetry.cost_usd)
-        else:
+        elif tp is ToolResult or tp is ErrorEvent:  # the only other events telemetry counts
             self.telemetry.observe(ev)
 
     def hard_stop(self, status: str, budget: str, limit: float, value: float | None = None) -> None:
