@@ -147,7 +147,8 @@ def test_a_copied_message_does_not_reuse_the_originals_wire_json():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-_OPS = st.lists(st.sampled_from(["tool_step", "answer", "user", "note", "flip_thinking", "flip_preserve", "edit", "dialect"]),
+_OPS = st.lists(st.sampled_from(["tool_step", "answer", "user", "note", "flip_thinking", "flip_preserve", "flip_tags",
+                                 "edit", "dialect"]),
                 min_size=1, max_size=30)
 
 
@@ -162,7 +163,7 @@ def test_incremental_body_matches_the_payload_for_any_history_growth(ops, names)
 
     spec = resolve("kimi-k2.5")
     msgs = [Message.system("sys"), Message.user("task")]
-    thinking, preserve, d_i, n = "on", True, 0, 0
+    thinking, preserve, tags, d_i, n = "on", True, False, 0, 0
     for op in ops:
         n += 1
         extra: list[Message] = []
@@ -179,12 +180,15 @@ def test_incremental_body_matches_the_payload_for_any_history_growth(ops, names)
             thinking = "off" if thinking == "on" else "on"
         elif op == "flip_preserve":
             preserve = not preserve
+        elif op == "flip_tags":
+            tags = not tags
         elif op == "edit" and len(msgs) > 3:
             msgs[len(msgs) // 2] = Message.user(f"edited {n}")
         elif op == "dialect":
             d_i += 1
         d = get_dialect(names[d_i % len(names)])
-        req = ChatRequest(messages=list(msgs) + extra, tools=TOOLS, thinking=thinking, preserve_reasoning=preserve)
+        req = ChatRequest(messages=list(msgs) + extra, tools=TOOLS, thinking=thinking, preserve_reasoning=preserve,
+                          reasoning_as_tags=tags)
         assert json.loads(d.build_body(spec, req, True)) == d.build_payload(spec, req, True), (op, d.name)
 
 
@@ -202,3 +206,19 @@ def test_request_keeps_the_tool_list_object_so_its_json_is_encoded_once():
     assert len(dialects._TOOLS_JSON) == 1
     with pytest.raises(ValueError, match="list of OpenAI function-tool schemas"):
         ChatRequest(messages=[], tools="lookup")
+
+
+@pytest.mark.parametrize("name", ["openai", "vllm", "kimi", "glm"])
+def test_reasoning_as_tags_puts_think_blocks_in_the_content(name):
+    """Think-tag models (plain chat APIs): earlier reasoning goes back inside the assistant
+    content, all of it when preserving, else only the current chain's; never as a field."""
+    spec = resolve("kimi-k2.5")
+    d = get_dialect(name)
+    keep = d.build_payload(spec, ChatRequest(messages=conversation(), reasoning_as_tags=True), False)["messages"]
+    asst = [m for m in keep if m["role"] == "assistant"]
+    assert [m["content"][:10] for m in asst] == ["<think>R1:", "<think>R2:", "<think>R3:"]
+    assert all("reasoning_content" not in m for m in asst)
+    chain = d.build_payload(spec, ChatRequest(messages=conversation(), reasoning_as_tags=True, preserve_reasoning=False),
+                            False)["messages"]
+    asst = [m for m in chain if m["role"] == "assistant"]
+    assert asst[0]["content"] == "" and asst[1]["content"] == "Ada founded Acme." and asst[2]["content"].startswith("<think>R3")

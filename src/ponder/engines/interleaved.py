@@ -16,8 +16,9 @@ GLM-4.7's System-2 design (reference glm-4.7.md §2-3) as an engine over any Cha
   never drops reasoning itself: the wire dialect applies each provider's rule (Kimi
   keeps the tool-call chain's reasoning even when preservation is off, because its API
   answers 400 otherwise; GLM sends `clear_thinking: true` and only the current loop's
-  reasoning). For `<think>`-tag models the engine inlines reasoning back into the
-  assistant content, with the same "current chain only" rule when preservation is off.
+  reasoning). For `<think>`-tag models the request says `reasoning_as_tags` and the
+  dialect puts reasoning back inside the assistant content as `<think>…</think>`, with
+  the same "current chain only" rule when preservation is off.
 * **Turn-level thinking.** `thinking` per engine, per `stream()` call, and per step
   (`auto`, see `thinking.py`).
 * **Verify before execute.** Code for the `python` tool is parsed and checked against a
@@ -160,7 +161,6 @@ class Interleaved:
         )
         self.system_prompt = system_prompt if system_prompt is not None else self._default_system_prompt()
         self.messages: list[Message] = list(session.messages) if session is not None else []
-        self._inlined: tuple[list[Message], list[Message], int] = ([], [], -1)  # see _inline_reasoning
         self._results: dict[str, Message] = {}
 
     def _default_system_prompt(self) -> str:
@@ -384,41 +384,12 @@ class Interleaved:
 
     # ---- one model call -----------------------------------------------------------------------
     def _request_messages(self, think: str, reask: bool) -> list[Message]:
-        if self.elicit == "tags":
-            msgs = self._inline_reasoning(self.messages)
-            if think == "off":
-                msgs.append(_THINK_OFF_NOTE)
-        else:
-            msgs = list(self.messages)
+        msgs = list(self.messages)
+        if self.elicit == "tags" and think == "off":
+            msgs.append(_THINK_OFF_NOTE)
         if reask:
             msgs.append(_REASK_TAGS if self.elicit == "tags" else _REASK)
         return msgs
-
-    def _inline_reasoning(self, msgs: list[Message]) -> list[Message]:
-        """Plain chat APIs have no reasoning field: give the model its <think> blocks back in the
-        content (all of them when preserving, else only the current chain's, as GLM does).
-
-        Incremental: the history only grows, so each step renders just the new messages and
-        reuses the rest (same inlined copies, so the backend's per-message wire cache hits).
-        Anything else (a new user turn when not preserving, an edited history) renders anew."""
-        last_user = -1
-        if not self.preserve_reasoning:
-            last_user = next((i for i in range(len(msgs) - 1, -1, -1) if msgs[i].role == "user"), -1)
-        src, out, key = self._inlined
-        n = len(src)
-        if key != last_user or n > len(msgs) or msgs[:n] != src:  # identity-first compare: cheap when unchanged
-            src, out, n = [], [], 0
-        for i in range(n, len(msgs)):
-            m = msgs[i]
-            src.append(m)
-            if m.role == "assistant" and m.reasoning is not None:
-                # built directly: a pydantic model_copy costs several times a fresh message
-                keep = self.preserve_reasoning or i > last_user
-                m = Message(role="assistant", content=f"<think>{m.reasoning.text}</think>{m.content or ''}" if keep
-                            else m.content, tool_calls=m.tool_calls, name=m.name, raw=m.raw)
-            out.append(m)
-        self._inlined = (src, out, last_user)
-        return list(out)
 
     async def _call(self, think: str, st: _RunState, emit: Any, *, reask: bool,
                     tool_choice: str | dict[str, Any] | None = None) -> _Reply | _Done:
@@ -428,6 +399,7 @@ class Interleaved:
             tool_choice=tool_choice,
             thinking=think,  # type: ignore[arg-type]
             preserve_reasoning=self.preserve_reasoning,
+            reasoning_as_tags=self.elicit == "tags",  # the dialect gives <think> blocks back in the content
         )
         tags = self.elicit == "tags"
         parser: Any = None  # the <think> splitter, made on the first content (tool-only steps need none)

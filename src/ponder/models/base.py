@@ -47,6 +47,10 @@ class ChatRequest(BaseModel):
     tool_choice: str | dict[str, Any] | None = None
     thinking: Thinking | None = None  # None: the provider's default
     preserve_reasoning: bool = True  # send earlier turns' reasoning back (dialect rules apply)
+    # For chat models with no reasoning field (the Interleaved engine's <think>-tag mode): the
+    # wire dialect puts earlier reasoning back inside the assistant content as <think>…</think>
+    # (all of it when preserving, else only the current chain's). Messages stay as they are.
+    reasoning_as_tags: bool = False
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None

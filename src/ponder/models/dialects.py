@@ -34,6 +34,7 @@ from .base import ChatRequest
 from .catalog import ModelSpec
 
 _KIMI_ID = re.compile(r"^(functions\.)?[\w\-.]+:\d+$")
+_LONG_DIGITS = re.compile(r"\d{16}")
 
 
 _TOOLS_JSON: dict[tuple[int, ...], tuple[list[dict[str, Any]], str]] = {}
@@ -86,21 +87,27 @@ class Dialect:
     def tool_call_id(self, call_id: str, name: str, idx: int) -> str:
         return call_id
 
-    def _plan(self, request: ChatRequest) -> list[tuple[Message, bool, str | None]]:
+    def _plan(self, request: ChatRequest) -> list[tuple[Message, bool | str, str | None]]:
         """Per message: (message, whether its reasoning goes back, its wire tool_call_id)."""
         msgs = request.messages
         return self._plan_range(request, msgs, 0, len(msgs), {}, _last_user_index(msgs))
 
     def _plan_range(self, request: ChatRequest, msgs: list[Message], start: int, end: int,
-                    id_map: dict[str, str], last_user: int) -> list[tuple[Message, bool, str | None]]:
-        out: list[tuple[Message, bool, str | None]] = []
+                    id_map: dict[str, str], last_user: int) -> list[tuple[Message, bool | str, str | None]]:
+        out: list[tuple[Message, bool | str, str | None]] = []
+        tags = request.reasoning_as_tags
         for i in range(start, end):
             m = msgs[i]
             role = m.role
             if role == "assistant":
                 for idx, tc in enumerate(m.tool_calls):
                     id_map[tc.id] = self.tool_call_id(tc.id, tc.name, idx)
-                out.append((m, self.keep_reasoning(request, i, m, last_user), None))
+                if tags:  # think-tag models: reasoning goes back inside the content (see message_dict)
+                    keep: bool | str = "tags" if m.reasoning is not None and (
+                        request.preserve_reasoning or i > last_user) else False
+                else:
+                    keep = self.keep_reasoning(request, i, m, last_user)
+                out.append((m, keep, None))
             elif role == "tool":
                 cid = m.tool_call_id or ""
                 out.append((m, False, id_map.get(cid, cid)))
@@ -108,9 +115,15 @@ class Dialect:
                 out.append((m, False, None))
         return out
 
-    def message_dict(self, m: Message, keep: bool, tool_id: str | None) -> dict[str, Any]:
+    def message_dict(self, m: Message, keep: bool | str, tool_id: str | None) -> dict[str, Any]:
+        """`keep`: False (reasoning stays out), True (as `reasoning_content`) or "tags" (inside
+        the content as `<think>…</think>`, for chat models with no reasoning field)."""
         if m.role == "assistant":
-            d: dict[str, Any] = {"role": "assistant", "content": m.content or ""}
+            content = m.content or ""
+            if keep == "tags" and m.reasoning is not None:
+                content = f"<think>{m.reasoning.text}</think>{content}"
+                keep = False
+            d: dict[str, Any] = {"role": "assistant", "content": content}
             if m.tool_calls:
                 d["tool_calls"] = [
                     {"id": self.tool_call_id(tc.id, tc.name, idx), "type": "function",
@@ -130,7 +143,7 @@ class Dialect:
     def messages(self, request: ChatRequest) -> list[dict[str, Any]]:
         return [self.message_dict(*x) for x in self._plan(request)]
 
-    def message_json(self, m: Message, keep: bool, tool_id: str | None) -> str:
+    def message_json(self, m: Message, keep: bool | str, tool_id: str | None) -> str:
         """A message's wire JSON, encoded once per (dialect, rendering) and reused: an agent
         re-sends its whole history on every step, so this keeps a step's client cost flat."""
         key = (self.name, keep, tool_id)
@@ -183,7 +196,7 @@ class Dialect:
         n = len(msgs)
         if n < 3:
             return ",".join(self.message_json(*x) for x in self._plan(request))
-        key = ("prefix", self.name, request.thinking, request.preserve_reasoning)
+        key = ("prefix", self.name, request.thinking, request.preserve_reasoning, request.reasoning_as_tags)
         cache = msgs[0].wire_cache()
         st: _Prefix | None = cache.get(key)  # type: ignore[assignment]
         last_user = -1
@@ -386,7 +399,9 @@ def parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
     if not raw or not raw.strip():
         return {}, None
     try:
-        val = json.loads(raw)
+        # orjson first (a few times faster); the standard library where orjson might read
+        # differently (long digit runs: big integers it would turn into floats) or refuses
+        val = json.loads(raw) if _LONG_DIGITS.search(raw) else fastjson.loads(raw)
     except json.JSONDecodeError as e:
         return {}, f"arguments are not valid JSON ({e.msg} at char {e.pos}); send a JSON object"
     if not isinstance(val, dict):
