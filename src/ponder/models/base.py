@@ -37,10 +37,27 @@ def _tool_list(v: Any) -> list[dict[str, Any]]:
     return v
 
 
+def _message_list(v: Any) -> list[Message]:
+    if type(v) is not list:
+        if isinstance(v, tuple | list):
+            v = list(v)
+        else:
+            raise ValueError("messages must be a list of ponder Message objects")
+    for m in v:
+        if type(m) is not Message:
+            if isinstance(m, Message):
+                continue
+            if isinstance(m, dict):  # e.g. from JSON: validate it into a Message
+                return [x if isinstance(x, Message) else Message.model_validate(x) for x in v]
+            raise ValueError(f"messages must be ponder Message objects, got {type(m).__name__}")
+    return v
+
+
 class ChatRequest(BaseModel):
     """One call's inputs, provider-neutral. Dialects turn it into each provider's JSON."""
 
-    messages: list[Message]
+    # the caller's list as given (checked, not copied: engines pass a fresh list each call)
+    messages: Annotated[list[Message], PlainValidator(_message_list)]
     # OpenAI function-tool schemas, passed through as given (not copied): backends cache their
     # JSON by the list's identity, and an agent sends the same list on every step
     tools: Annotated[list[dict[str, Any]], PlainValidator(_tool_list)] = Field(default_factory=list)

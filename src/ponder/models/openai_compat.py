@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
 
 from ..core import fastjson
 from ..core.errors import MissingKeyError, ModelError, redact
@@ -122,9 +123,10 @@ class OpenAICompatModel(ChatModel):
         if spec.api_key_env and not key:
             raise MissingKeyError(spec.name, spec.api_key_env)
         self._key = key or ""
-        self._headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if key:
-            self._headers["Authorization"] = f"Bearer {key}"
+            headers["Authorization"] = f"Bearer {key}"
+        self._headers = CIMultiDict(headers)  # aiohttp's own type: not converted again on every post
         self.url = spec.base_url.rstrip("/") + self.path
         self.max_retries = max_retries
         self.backoff_s = backoff_s
