@@ -10,7 +10,7 @@ ideal / wall, and client CPU per step (time.process_time delta / model calls).
 Goals: efficiency >= 0.95 at 1 s; at 200 ms, efficiency >= 0.9 x the floor's and CPU
 per step <= 1.5 x the floor's.
 
-    .venv/bin/python benchmarks/swarm_fanout.py [--agents 100] [--steps 5] [--latency 0.2 1.0] [--json]
+    .venv/bin/python benchmarks/swarm_fanout.py [--agents 100] [--steps 5] [--latency 0.2 1.0] [--repeats 3] [--json]
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def main() -> None:
     ap.add_argument("--agents", type=int, default=100)
     ap.add_argument("--steps", type=int, default=5, help="tool steps per sub-agent (then one answer)")
     ap.add_argument("--latency", type=float, nargs="+", default=[0.2, 1.0])
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3, help="runs per engine and latency; the verdict uses medians")
     ap.add_argument("--json", action="store_true", help="also print the rows and verdict as one JSON object")
     a = ap.parse_args()
     rows = asyncio.run(bench(a.latency, a.agents, a.steps, a.repeats))
