@@ -4,7 +4,6 @@ against the mock OpenAI-compatible server (a test double in its own process)."""
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -41,19 +40,16 @@ async def test_swarm_over_http_backend_against_mock_server():
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)  # a hang guard, not a speed target (those live in benchmarks/)
 async def test_swarm_on_embedded_smollm2_spawns_and_answers():
     from ponder.models.registry import model
 
     m = model("smollm2", max_tokens=160)
     sw = Swarm(m, [], max_parallel=3, max_agents=3, min_subtasks=3, thinking="off",
                budgets=Budgets(max_steps=5), sub_budgets=Budgets(max_steps=2), orch_max_tokens=320)
-    t0 = time.perf_counter()
     res = await sw.run("Name three fruits and say one fact about each.")
-    took = time.perf_counter() - t0
     spawned = [e for e in res.events if isinstance(e, AgentSpawned)]
     assert len(spawned) >= 3, [e for e in res.events if getattr(e, "name", "") == "plan"]
     fin = res.events[-1]
     assert isinstance(fin, RunFinished) and fin.answer and fin.answer.strip()
     assert len([e for e in res.events if isinstance(e, AgentFinished)]) == len(spawned)
-    assert took < 90, f"embedded swarm took {took:.1f}s"

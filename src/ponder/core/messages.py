@@ -120,10 +120,15 @@ class Usage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    def add(self, other: Usage) -> None:
+        """Add `other` in place (running totals: no new object per call)."""
+        self.prompt_tokens += other.prompt_tokens
+        self.cached_prompt_tokens += other.cached_prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
-        )
+        total = Usage(prompt_tokens=self.prompt_tokens, cached_prompt_tokens=self.cached_prompt_tokens,
+                      completion_tokens=self.completion_tokens, reasoning_tokens=self.reasoning_tokens)
+        total.add(other)
+        return total

@@ -16,6 +16,7 @@ from .messages import Usage
 
 @dataclass
 class RunTelemetry:
+    usage: Usage = field(default_factory=Usage)  # running totals, added in place
     cost_usd: float = 0.0
     model_calls: int = 0
     model_errors: int = 0
@@ -25,30 +26,16 @@ class RunTelemetry:
     decode_tps: list[float] = field(default_factory=list)
     model_time_s: float = 0.0
     per_agent_calls: dict[str, int] = field(default_factory=dict)
-    # token sums as plain ints: `observe` runs for every event of every agent
-    prompt_tokens: int = 0
-    cached_prompt_tokens: int = 0
-    completion_tokens: int = 0
-    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    @property
-    def usage(self) -> Usage:
-        return Usage(prompt_tokens=self.prompt_tokens, cached_prompt_tokens=self.cached_prompt_tokens,
-                     completion_tokens=self.completion_tokens, reasoning_tokens=self.reasoning_tokens)
+        return self.usage.total_tokens
 
     def observe(self, ev: object) -> None:
         tp = type(ev)
         if tp is ModelCallFinished:
             self.model_calls += 1
-            u = ev.usage  # type: ignore[attr-defined]
-            self.prompt_tokens += u.prompt_tokens
-            self.cached_prompt_tokens += u.cached_prompt_tokens
-            self.completion_tokens += u.completion_tokens
-            self.reasoning_tokens += u.reasoning_tokens
+            self.usage.add(ev.usage)  # type: ignore[attr-defined]
             self.cost_usd += ev.cost_usd  # type: ignore[attr-defined]
             self.model_time_s += ev.total_s  # type: ignore[attr-defined]
             if ev.ttft_s is not None:  # type: ignore[attr-defined]
@@ -70,10 +57,10 @@ class RunTelemetry:
             "model_errors": self.model_errors,
             "tool_calls": self.tool_calls,
             "tool_errors": self.tool_errors,
-            "prompt_tokens": self.prompt_tokens,
-            "cached_prompt_tokens": self.cached_prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "reasoning_tokens": self.reasoning_tokens,
+            "prompt_tokens": self.usage.prompt_tokens,
+            "cached_prompt_tokens": self.usage.cached_prompt_tokens,
+            "completion_tokens": self.usage.completion_tokens,
+            "reasoning_tokens": self.usage.reasoning_tokens,
             "cost_usd": round(self.cost_usd, 8),
             "ttft_first_s": self.ttfts[0] if self.ttfts else None,
             "ttft_median_s": statistics.median(self.ttfts) if self.ttfts else None,

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -545,7 +546,7 @@ class Interleaved:
         t = st.telemetry
         return RunMetrics(
             steps=st.steps, critical_steps=st.steps, tool_calls=t.tool_calls, tool_errors=t.tool_errors,
-            model_calls=t.model_calls, usage=t.usage, cost_usd=t.cost_usd,
+            model_calls=t.model_calls, usage=copy.copy(t.usage), cost_usd=t.cost_usd,
             ttft_first_s=s["ttft_first_s"], ttft_median_s=s["ttft_median_s"],  # type: ignore[arg-type]
             decode_tps_median=s["decode_tps_median"],  # type: ignore[arg-type]
             wall_s=round(time.monotonic() - st.t0, 4),

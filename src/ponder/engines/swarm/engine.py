@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
 import inspect
 import time
@@ -575,7 +576,7 @@ class SwarmRun:
         cites = M.citations(answer, [r.name for r in recs] + [r.agent_id for r in recs])
         m = RunMetrics(
             steps=stats.total_steps, critical_steps=stats.critical_steps, tool_calls=self.telemetry.tool_calls,
-            tool_errors=self.telemetry.tool_errors, model_calls=self.telemetry.model_calls, usage=self.telemetry.usage,
+            tool_errors=self.telemetry.tool_errors, model_calls=self.telemetry.model_calls, usage=copy.copy(self.telemetry.usage),
             cost_usd=self.telemetry.cost_usd, ttft_first_s=tel["ttft_first_s"], ttft_median_s=tel["ttft_median_s"],  # type: ignore[arg-type]
             decode_tps_median=tel["decode_tps_median"], wall_s=round(time.perf_counter() - self.t0, 4),  # type: ignore[arg-type]
             agents=len(recs), parallelism=stats.parallelism, serial_collapse=stats.serial_collapse,
