@@ -46,7 +46,7 @@ def _tools_json(tools: list[dict[str, Any]]) -> str:
     keeps the dicts themselves, so an id is never reused while cached."""
     key = tuple(map(id, tools))
     hit = _TOOLS_JSON.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], tools, strict=True)):
+    if hit is not None and hit[0] == tools:  # identical dicts compare by identity first: cheap
         return hit[1]
     if len(_TOOLS_JSON) >= 1024:
         _TOOLS_JSON.clear()
