@@ -260,11 +260,11 @@ class Interleaved:
             watcher.add_done_callback(lambda t: None if t.cancelled() else halt("cancel"))
         finished = False
         try:
+            # (no `done = True` needed before `finally`: halt() only runs while this task waits, and
+            # nothing below awaits until then)
             try:
                 outcome = await self._drive(task, mode, st, emit)
-                done = True
             except asyncio.CancelledError:
-                done = True
                 if not stop or me.uncancel() > 0:
                     raise  # cancelled from outside (perhaps as well): not ours to swallow
                 if stop[0] == "cancel":
@@ -275,7 +275,6 @@ class Interleaved:
                                    agent=self.agent_id))
                     outcome = _Done("budget", st.last_content, f"wall-clock budget reached ({limit:g}s)")
             except Exception as e:  # noqa: BLE001 - an engine bug must still end the run cleanly
-                done = True
                 outcome = _Done("error", st.last_content, f"engine error: {type(e).__name__}: {e}")
             self._repair(outcome.reason or outcome.status)
             fin = RunFinished(status=outcome.status, answer=outcome.answer, reason=outcome.reason,  # type: ignore[arg-type]
@@ -394,15 +393,15 @@ class Interleaved:
 
     async def _call(self, think: str, st: _RunState, emit: Any, *, reask: bool,
                     tool_choice: str | dict[str, Any] | None = None) -> _Reply | _Done:
+        tags = self.elicit == "tags"
         request = ChatRequest(
             messages=self._request_messages(think, reask),
             tools=self.toolbox.schemas(),
             tool_choice=tool_choice,
             thinking=think,  # type: ignore[arg-type]
             preserve_reasoning=self.preserve_reasoning,
-            reasoning_as_tags=self.elicit == "tags",  # the dialect gives <think> blocks back in the content
+            reasoning_as_tags=tags,  # the dialect gives <think> blocks back in the content
         )
-        tags = self.elicit == "tags"
         parser: Any = None  # the <think> splitter, made on the first content (tool-only steps need none)
         first_reasoning: int | None = None
         first_action: int | None = None
@@ -501,8 +500,9 @@ class Interleaved:
         return list(await asyncio.gather(*(one(c) for c in calls)))
 
     async def _verify(self, call: Any, task: str, st: _RunState, emit: Any) -> str | None:
-        """None when the call may run; else the tool-error text the model sees."""
-        if not self.verify_code or call.name not in CODE_TOOLS or self.toolbox.get(call.name) is None:
+        """None when the call may run; else the tool-error text the model sees. Called for code
+        tools only (`_run_tools` checks the name, to spare every other call a coroutine)."""
+        if not self.verify_code or self.toolbox.get(call.name) is None:
             return None
         st.verifications += 1
         code = call.arguments.get("code") if isinstance(call.arguments, dict) else None

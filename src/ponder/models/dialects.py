@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from ..core import fastjson
@@ -55,6 +56,9 @@ def _tools_json(tools: list[dict[str, Any]]) -> str:
     return text
 
 
+_HEAD_FIELDS = tuple(f for f in ChatRequest.model_fields if f not in ("messages", "tools"))
+
+
 def _last_user_index(messages: list[Message]) -> int:
     for i in range(len(messages) - 1, -1, -1):
         if messages[i].role == "user":
@@ -62,14 +66,15 @@ def _last_user_index(messages: list[Message]) -> int:
     return -1
 
 
+@dataclass(slots=True, eq=False)
 class _Prefix:
     """A history's rendered prefix: the messages it covers, their joined JSON, the tool-id map
     and the last user index it was rendered with."""
 
-    __slots__ = ("src", "joined", "id_map", "last_user")
-
-    def __init__(self, src: list[Message], joined: str, id_map: dict[str, str], last_user: int):
-        self.src, self.joined, self.id_map, self.last_user = src, joined, id_map, last_user
+    src: list[Message]
+    joined: str
+    id_map: dict[str, str]
+    last_user: int
 
 
 class Dialect:
@@ -199,7 +204,6 @@ class Dialect:
         key = ("prefix", self.name, request.thinking, request.preserve_reasoning, request.reasoning_as_tags)
         cache = msgs[0].wire_cache()
         st: _Prefix | None = cache.get(key)  # type: ignore[assignment]
-        last_user = -1
         # `src` holds the covered messages after the first (the first holds this cache: keeping
         # it in `src` too would make a reference cycle, freed only by a full GC)
         if st is not None:
@@ -225,11 +229,13 @@ class Dialect:
     def _head_json(self, spec: ModelSpec, request: ChatRequest, stream: bool) -> str:
         """JSON of everything but messages and tools. Cached for the common request shapes
         (no per-request dicts): it is the same on every step of an agent."""
-        tc = request.tool_choice
-        if (tc is None or isinstance(tc, str)) and request.response_schema is None and not request.extra_body:
-            key = (id(spec), spec.model_id, stream, bool(request.tools), tc, request.thinking, request.preserve_reasoning,
-                   request.max_tokens, request.temperature, request.top_p,
-                   tuple(request.stop) if request.stop else None, request.seed)
+        # keyed by every request field but the messages and tools (so a field added to
+        # ChatRequest later is part of the key without anyone remembering it); a non-empty
+        # dict-valued field (a tool_choice object, a response schema, extra_body) is not cached
+        vals = [getattr(request, f) for f in _HEAD_FIELDS]
+        if not any(isinstance(v, dict) and v for v in vals):
+            key = (id(spec), spec.model_id, stream, bool(request.tools),
+                   *(tuple(v) if isinstance(v, list | dict) else v for v in vals))
             hit = self._heads.get(key)
             if hit is None or hit[0] is not spec:
                 if len(self._heads) >= 256:

@@ -133,7 +133,6 @@ class OpenAICompatModel(ChatModel):
         self.timeout_s = timeout_s
         self.streaming = stream
         self._client = client
-        self._pooled: tuple[weakref.ref[asyncio.AbstractEventLoop], aiohttp.ClientSession] | None = None
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAICompatModel(name={self.spec.name!r}, url={self.url!r}, dialect={self.dialect.name!r})"
@@ -148,15 +147,7 @@ class OpenAICompatModel(ChatModel):
         return redact(text, [self._key])
 
     def client(self) -> aiohttp.ClientSession:
-        if self._client is not None:
-            return self._client
-        loop = asyncio.get_running_loop()
-        hit = self._pooled
-        if hit is not None and hit[0]() is loop and not hit[1].closed:  # this loop's pooled session
-            return hit[1]
-        client = shared_client(self.spec.base_url or "", read_timeout_s=self.timeout_s)
-        self._pooled = (weakref.ref(loop), client)
-        return client
+        return self._client or shared_client(self.spec.base_url or "", read_timeout_s=self.timeout_s)
 
     async def _sleep_backoff(self, attempt: int, retry_after: str | None) -> None:
         delay = self.backoff_s * (2**attempt)

@@ -188,9 +188,6 @@ class Tool:
             return False, msg, msg
         return True, _truncate(_to_text(value), self.max_output_chars), None
 
-    def started(self, call: ToolCall, agent: str = "main") -> ToolStarted:
-        return ToolStarted(agent=agent, call_id=call.id, name=self.name, arguments=call.arguments)
-
     async def result(self, call: ToolCall, agent: str = "main") -> ToolResult:
         """Run the call and return its ToolResult. Never raises (except on cancel)."""
         t0 = time.perf_counter()
@@ -206,7 +203,7 @@ class Tool:
 
     async def execute(self, call: ToolCall, *, agent: str = "main") -> AsyncIterator[Event]:
         """Yields ToolStarted, then ToolResult (always last). Never raises (except on cancel)."""
-        yield self.started(call, agent)
+        yield ToolStarted(agent=agent, call_id=call.id, name=self.name, arguments=call.arguments)
         yield await self.result(call, agent)
 
 
@@ -395,40 +392,30 @@ class Toolbox:
 
     async def execute(self, call: ToolCall, *, agent: str = "main") -> AsyncIterator[Event]:
         """Yields ToolStarted, then ToolResult (always last). Never raises (except on cancel)."""
-        t = self._tools.get(call.name)
-        if t is None:
-            yield ToolStarted(agent=agent, call_id=call.id, name=call.name, arguments=call.arguments)
-            yield self._unknown(call, agent)
-            return
-        yield t.started(call, agent)
-        yield await t.result(call, agent)
+        yield self._started(call, agent)
+        yield await self.run(call, agent=agent)
 
     async def call_into(self, call: ToolCall, emit: Callable[[Event], Any], *, agent: str = "main") -> ToolResult:
         """`execute` for engines: hands ToolStarted and ToolResult to `emit` as they happen and
         returns the result (a function call per event instead of an async generator's hops)."""
-        t = self._tools.get(call.name)
-        if t is None:
-            emit(ToolStarted(agent=agent, call_id=call.id, name=call.name, arguments=call.arguments))
-            result = self._unknown(call, agent)
-        else:
-            emit(t.started(call, agent))
-            result = await t.result(call, agent)
+        emit(self._started(call, agent))
+        result = await self.run(call, agent=agent)
         emit(result)
         return result
 
-    def _unknown(self, call: ToolCall, agent: str) -> ToolResult:
+    async def run(self, call: ToolCall, *, agent: str = "main") -> ToolResult:
+        """Run the call and return only its ToolResult (for callers that need no ToolStarted);
+        an unknown tool is an error result naming the available ones."""
+        t = self._tools.get(call.name)
+        if t is not None:
+            return await t.result(call, agent)
         avail = ", ".join(self._tools) or "(none)"
         msg = f"unknown tool {call.name!r}. Available tools: {avail}"
         return ToolResult(agent=agent, call_id=call.id, name=call.name, ok=False, content=msg, error=msg)
 
-    async def run(self, call: ToolCall, *, agent: str = "main") -> ToolResult:
-        """Execute and return only the final ToolResult (for callers that ignore ToolStarted)."""
-        last: ToolResult | None = None
-        async for ev in self.execute(call, agent=agent):
-            if isinstance(ev, ToolResult):
-                last = ev
-        assert last is not None
-        return last
+    @staticmethod
+    def _started(call: ToolCall, agent: str) -> ToolStarted:
+        return ToolStarted(agent=agent, call_id=call.id, name=call.name, arguments=call.arguments)
 
 
 def result_message(result: ToolResult) -> Message:

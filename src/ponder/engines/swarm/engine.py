@@ -29,12 +29,10 @@ from ...core.events import (
     AgentFinished,
     AgentSpawned,
     BudgetHit,
-    ErrorEvent,
     Event,
     ModelCallFinished,
     RunFinished,
     StepStarted,
-    ToolResult,
 )
 from ...core.messages import Message
 from ...core.telemetry import RunTelemetry
@@ -234,10 +232,6 @@ def _drop(_ev: Any) -> None:
     return None
 
 
-async def _ended(_task: Any) -> None:
-    raise RuntimeError("this swarm run is over")
-
-
 def _check_task(task: str) -> None:
     if not task or not task.strip():
         raise ValueError("the swarm needs a non-empty task")
@@ -275,9 +269,8 @@ class SwarmRun:
         """Break the run's reference cycles (its callbacks point back at it) once it is over,
         so that its agents' work is freed as soon as the caller drops the result, by reference
         counting, instead of surviving until the next full garbage collection."""
-        self.memory._emit = None
-        self.scheduler._run = _ended
-        self.scheduler._on_finished = None
+        self.memory.detach()
+        self.scheduler.detach()
         self._guarded.clear()
         self.sink = _drop
         self.main_task = None
@@ -295,7 +288,7 @@ class SwarmRun:
                 self.hard_stop("budget", "max_tokens", b.max_tokens, self.telemetry.total_tokens)
             elif b.max_cost_usd is not None and self.telemetry.cost_usd >= b.max_cost_usd:
                 self.hard_stop("budget", "max_cost_usd", b.max_cost_usd, self.telemetry.cost_usd)
-        elif tp is ToolResult or tp is ErrorEvent:  # the only other events telemetry counts
+        else:
             self.telemetry.observe(ev)
 
     def hard_stop(self, status: str, budget: str, limit: float, value: float | None = None) -> None:

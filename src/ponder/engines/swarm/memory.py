@@ -41,6 +41,10 @@ class Blackboard:
         self.history: list[Entry] = []
         self._emit = emit
 
+    def detach(self) -> None:
+        """Stop reporting writes (the owner's run is over; this drops the reference back to it)."""
+        self._emit = None
+
     def write(self, key: str, value: str, *, agent: str, step: int | None = None) -> Entry:
         key = key.strip()
         if not key:

@@ -100,6 +100,10 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str]:
     return list(graph)
 
 
+async def _detached(_task: Task) -> None:
+    raise RuntimeError("this scheduler's run is over; start a new run")
+
+
 class Scheduler:
     """Runs tasks as soon as their dependencies are done and a slot is free."""
 
@@ -204,6 +208,12 @@ class Scheduler:
         done = [t for t in want if t.done.is_set() and t.rec.delivered_at is None]
         done.sort(key=lambda t: t.rec.ended or 0.0)
         return done
+
+    def detach(self) -> None:
+        """Drop the callbacks into the owner once its run is over (they point back at it, a
+        reference cycle); submitting afterwards is an error."""
+        self._run = _detached
+        self._on_finished = None
 
     async def cancel_all(self) -> None:
         handles = [t.handle for t in self.tasks.values() if t.handle is not None and not t.handle.done()]
