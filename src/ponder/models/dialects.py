@@ -25,6 +25,7 @@ are testable without a network.
 from __future__ import annotations
 
 import json
+import operator
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -56,7 +57,8 @@ def _tools_json(tools: list[dict[str, Any]]) -> str:
     return text
 
 
-_HEAD_FIELDS = tuple(f for f in ChatRequest.model_fields if f not in ("messages", "tools"))
+# every request field the head JSON may depend on (extra_body is handled apart: see _head_json)
+_head_fields = operator.attrgetter(*(f for f in ChatRequest.model_fields if f not in ("messages", "tools", "extra_body")))
 
 
 def _last_user_index(messages: list[Message]) -> int:
@@ -227,23 +229,26 @@ class Dialect:
         return st.joined + "," + tail
 
     def _head_json(self, spec: ModelSpec, request: ChatRequest, stream: bool) -> str:
-        """JSON of everything but messages and tools. Cached for the common request shapes
-        (no per-request dicts): it is the same on every step of an agent."""
-        # keyed by every request field but the messages and tools (so a field added to
-        # ChatRequest later is part of the key without anyone remembering it); a non-empty
-        # dict-valued field (a tool_choice object, a response schema, extra_body) is not cached
-        vals = [getattr(request, f) for f in _HEAD_FIELDS]
-        if not any(isinstance(v, dict) and v for v in vals):
-            key = (id(spec), spec.model_id, stream, bool(request.tools),
-                   *(tuple(v) if isinstance(v, list | dict) else v for v in vals))
-            hit = self._heads.get(key)
-            if hit is None or hit[0] is not spec:
-                if len(self._heads) >= 256:
-                    self._heads.clear()
-                d = self._head(spec, request, stream)
-                d.pop("tools", None)
-                hit = self._heads[key] = (spec, json.dumps(d))
-            return hit[1]
+        """JSON of everything but messages and tools. Cached: it is the same on every step of
+        an agent. The key is every other request field (so a field added to ChatRequest later
+        is in the key without anyone remembering it); a request with `extra_body` or with an
+        unhashable value (a stop list, a tool_choice object, a response schema) is not cached."""
+        key: tuple[Any, ...] | None = None
+        if not request.extra_body:
+            try:
+                key = (id(spec), spec.model_id, stream, bool(request.tools), *_head_fields(request))
+                hit = self._heads.get(key)
+            except TypeError:
+                key = None
+        if key is None:
+            return self._head_text(spec, request, stream)
+        if hit is None or hit[0] is not spec:
+            if len(self._heads) >= 256:
+                self._heads.clear()
+            hit = self._heads[key] = (spec, self._head_text(spec, request, stream))
+        return hit[1]
+
+    def _head_text(self, spec: ModelSpec, request: ChatRequest, stream: bool) -> str:
         d = self._head(spec, request, stream)
         d.pop("tools", None)
         return json.dumps(d)
