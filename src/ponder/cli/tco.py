@@ -175,7 +175,7 @@ def run_tco(req: TcoRequest, console: Console) -> int:
             ests = [estimate(d, Workload(p_len, o_len, u), gpu_price=req.gpu_price) for u in user_list]
             results += ests
             grid = sorted(set(DEFAULT_SWEEP) | set(user_list))
-            label = f"{m.display} {prec} " + (f"{prefill_gpus}P+{n_gpus}D" if prefill_gpus else f"{n_gpus}x") + hw.name
+            label = f"{m.display} {prec} " + (f"{prefill_gpus}P+{n_gpus}D " if prefill_gpus else f"{n_gpus}x") + hw.name
             series[label] = sweep(d, p_len, o_len, grid, gpu_price=req.gpu_price)
             deployments.append({"model": m.name, "gpu": hw.name, "label": label, "layout":
                                 {"tp": rtp, "ep": rep, "dp": rdp, "decode_gpus": n_gpus, "prefill_gpus": prefill_gpus},
@@ -256,7 +256,7 @@ def print_list(console: Console) -> None:
     console.print("\n[bold]Not available[/] (no public or verified config.json):")
     for name, why in unavailable_models().items():
         console.print(f"  {name}: {why}", markup=False, highlight=False)
-    g = Table(title="\nGPUs (add your own: --gpu-file gpus.toml with [gpus.NAME] tables)")
+    g = Table(title="\nGPUs (add your own: --gpu-file gpus.toml with \\[gpus.NAME] tables)")
     for col in ("name", "memory GB", "HBM TB/s", "BF16/FP8/FP4 TFLOP/s", "NVLink GB/s", "NVLink domain",
                 "network GB/s", "$/h", "price source"):
         g.add_column(col)
@@ -280,7 +280,7 @@ def register(app: typer.Typer) -> None:
         config: list[str] = typer.Option([], "--config", help="A Hugging Face config.json for your own model (repeatable)."),
         gpu: list[str] = typer.Option(["h200"], "--gpu", help="GPU type(s), comma-separated or repeated: "
                                       + ", ".join(sorted({g.name for g in builtin_gpus().values()})) + "."),
-        gpu_file: str | None = typer.Option(None, "--gpu-file", help="TOML file of your own GPUs: [gpus.NAME] tables "
+        gpu_file: str | None = typer.Option(None, "--gpu-file", help="TOML file of your own GPUs: \\[gpus.NAME] tables "
                                             "with memory_gib, hbm_tb_s, bf16_tflops, fp8_tflops, fp4_tflops, "
                                             "nvlink_gb_s, network_gb_s, gpus_per_node, price_per_hour."),
         gpus: int | None = typer.Option(None, "--gpus", help="Number of GPUs in the deployment (default 8)."),
