@@ -181,7 +181,12 @@ def run_tco(req: TcoRequest, console: Console) -> int:
                                 {"tp": rtp, "ep": rep, "dp": rdp, "decode_gpus": n_gpus, "prefill_gpus": prefill_gpus},
                                 "assumptions": ests[0].assumptions})
             if req.launch and m.name not in launches:
-                launches[m.name] = launch_command(m, req.launch, n_gpus=n_gpus, tp=rtp, ep=rep, dp=rdp, precision=prec)
+                cmd, notes = launch_command(m, req.launch, n_gpus=n_gpus, tp=rtp, ep=rep, dp=rdp, precision=prec)
+                if prefill_gpus:
+                    notes = [*notes, f"this is the decode pool's server ({n_gpus} GPUs); disaggregated serving also needs "
+                             f"a {prefill_gpus}-GPU prefill server and the engine's PD flags "
+                             "(SGLang --disaggregation-mode prefill|decode, vLLM a KV connector)"]
+                launches[m.name] = (cmd, notes)
 
     title = (f"ponder tco: {', '.join(m.display for m in entries)} on {', '.join(h.display for h in hws)}, "
              f"{req.prompt} in / {req.output} out")
