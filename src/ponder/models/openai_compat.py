@@ -250,7 +250,8 @@ class OpenAICompatModel(ChatModel):
 
     def _json_body(self, resp: aiohttp.ClientResponse, raw: bytes) -> tuple[dict[str, Any], str | None]:
         """A whole JSON reply and, if its bytes had to be repaired, what was repaired."""
-        if looks_html(resp.headers.get("Content-Type"), raw):
+        ctype = resp.headers.get("Content-Type") or ""
+        if "json" not in ctype and looks_html(ctype, raw):
             raise ModelError(self._clean(f"{self.spec.name}: {html_error(resp.status, raw, self.url)}"), status=resp.status)
         damage = None
         try:
@@ -285,8 +286,9 @@ class OpenAICompatModel(ChatModel):
         if damage:  # the calls stay in the error's partial message, not run
             asm.tool_calls.extend(calls.calls(self.dialect))
             raise StreamDamaged(self._clean(f"{self.spec.name}: reply damaged: {damage}; partial output kept"))
-        for call in calls.calls(self.dialect):
-            yield asm.tool_call(call)
+        if calls.buffers:
+            for call in calls.calls(self.dialect):
+                yield asm.tool_call(call)
         yield from asm.finish(self._usage(data.get("usage"), asm), choice.get("finish_reason"))
 
     def _usage(self, raw: dict[str, Any] | None, asm: CallAssembler) -> Usage:
@@ -321,9 +323,9 @@ class OpenAICompatModel(ChatModel):
         per read, not per chunk). Failures before the first chunk are retryable (`_Retry`);
         after it they are a cut stream (`StreamInterrupted`), or `StreamDamaged` when chunks
         were also lost or repaired."""
-        wd = Watchdog(resp, first_wait)
-        clock = wd.clock
         idle = self.idle_timeout_s
+        wd = Watchdog(resp, first_wait, step=idle)
+        clock = wd.clock
         waiting_first = True
         try:
             # Split lines here rather than await aiohttp's readline per SSE line: that is a
@@ -347,7 +349,7 @@ class OpenAICompatModel(ChatModel):
                     raise ModelError(self._clean(f"{self.spec.name}: error in stream: {provider_message(e.data)}")) from None
                 if waiting_first and state.received:
                     waiting_first = False
-                    wd.set_limit(idle)
+                    wd.limit = idle
                 if chunks:
                     yield chunks
             if tail and (chunk := line(tail, state)) is not None:  # a last line without its newline

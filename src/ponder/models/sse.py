@@ -122,31 +122,30 @@ def _repair(data: bytes, state: SSEState) -> Any:
 class Watchdog:
     """Closes `resp` when no bytes have arrived for `limit` seconds.
 
-    The reader stamps `last` on every network read; the timer only fires at `last + limit`,
-    rescheduling itself when reads came in meanwhile. On firing it fails the pending read with
-    `Stalled` and closes the connection (a half-read stream cannot go back to the pool)."""
+    The reader stamps `last` on every network read. One timer, armed once per call, wakes at
+    the earliest moment the stream could be overdue and re-arms itself if reads came in since
+    (it never waits longer than `step`, the smaller of the two limits, so lowering `limit`
+    from the first-chunk wait to the idle limit needs no new timer). On firing it fails the
+    pending read with `Stalled` and closes the connection (a half-read stream cannot go back
+    to the pool)."""
 
-    __slots__ = ("_loop", "_resp", "_handle", "clock", "last", "limit", "fired")
+    __slots__ = ("_loop", "_resp", "_handle", "_step", "clock", "last", "limit", "fired")
 
-    def __init__(self, resp: aiohttp.ClientResponse, limit: float):
+    def __init__(self, resp: aiohttp.ClientResponse, limit: float, step: float):
         self._loop = asyncio.get_running_loop()
         self.clock = self._loop.time
         self._resp = resp
+        self._step = min(step, limit)
         self.limit = limit
-        self.last = self._loop.time()
+        self.last = self.clock()
         self.fired = False
-        self._handle = self._loop.call_at(self.last + limit, self._check)
-
-    def set_limit(self, limit: float) -> None:
-        """From the first-byte limit to the idle limit, counted from the last read."""
-        self.limit = limit
-        self._handle.cancel()
-        self._handle = self._loop.call_at(self.last + limit, self._check)
+        self._handle = self._loop.call_at(self.last + self._step, self._check)
 
     def _check(self) -> None:
+        now = self.clock()
         due = self.last + self.limit
-        if self._loop.time() < due:
-            self._handle = self._loop.call_at(due, self._check)
+        if now < due:
+            self._handle = self._loop.call_at(min(due, now + self._step), self._check)
             return
         self.fired = True
         self._resp.content.set_exception(Stalled())
