@@ -205,10 +205,25 @@ async def test_a_chunk_that_is_json_but_not_an_object_is_damage():
     assert evs[-1].error_type == "StreamDamaged" and evs[-1].partial.content == "ab"
 
 
+@pytest.mark.parametrize("odd", [
+    {"choices": [{"index": 0, "delta": {"content": 5}}]},  # a number where text belongs
+    {"choices": {"index": 0}},  # an object where a list belongs
+    {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"name": 7}}]}}]},
+    {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": "first", "function": {"name": "f"}}]}}]},
+])
+async def test_json_chunks_of_the_wrong_shape_are_damage_not_a_crash(odd):
+    reply = MockReply(sse=[chunk("a"), odd, chunk("b"), END])
+    async with MockOpenAIServer(lambda p, n: reply) as srv:
+        evs, _ = await run(at(srv.base_url))
+    assert evs[-1].error_type == "StreamDamaged" and evs[-1].partial.content == "ab"
+    assert "1 chunk with malformed JSON dropped" in evs[-1].message
+
+
 @pytest.mark.parametrize("body,kind,says", [
     (b'{"choices": [{"message": {"content": "caf\xe9"}, "finish_reason": "stop"}]}', "StreamDamaged", "invalid UTF-8"),
     (b'{"error": {"message": "model overloaded"}}', "ModelError", "model overloaded"),
     (b'{"object": "chat.completion"}', "ModelError", "has no choices"),
+    (b'{"choices": [{"message": {"content": ["a", "list"]}}]}', "ModelError", "malformed response body"),
     (b'{"choices": [{"message": {"content": "cut', "ModelError", "malformed response body"),
 ])
 async def test_damaged_non_streamed_bodies(body, kind, says):

@@ -34,6 +34,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict
 
+from ..core import fastjson
 from ..core.errors import ConfigError, MissingKeyError, ModelError, StreamDamaged, StreamInterrupted, redact
 from ..core.events import Event
 from ..core.messages import Usage
@@ -69,6 +70,13 @@ def parse_usage(u: dict[str, Any] | None, reasoning_estimate: int = 0) -> Usage 
         completion_tokens=completion,
         reasoning_tokens=reasoning,
     )
+
+
+def _text(value: Any) -> Any:
+    """A delta's text must be a string; anything else is a misshapen chunk."""
+    if value and type(value) is not str:
+        raise TypeError(f"text field holds {type(value).__name__}, not a string")
+    return value
 
 
 def _positive(name: str, value: float) -> float:
@@ -224,15 +232,16 @@ class OpenAICompatModel(ChatModel):
         finally:
             resp.release()
         status = resp.status
+        said: str | None = None  # the provider's own message, when it sent one
         if looks_html(resp.headers.get("Content-Type"), raw):
-            detail = html_error(status, raw, self.url)
+            detail = self._clean(html_error(status, raw, self.url))
         else:
+            said = self._clean(provider_message(raw.decode(errors="replace")))
             hint = {401: " (check the API key)", 404: " (check base_url and model id)"}.get(status, "")
-            detail = f"HTTP {status}{hint}: {provider_message(raw.decode(errors='replace'))}"
-        detail = self._clean(detail)
+            detail = f"HTTP {status}{hint}: {said}"
         if status in RETRY_STATUS:
             raise _Retry(detail, status=status, retry_after=retry_after_s(resp.headers))
-        raise ModelError(f"{self.spec.name}: {detail}", status=status, provider_message=detail)
+        raise ModelError(f"{self.spec.name}: {detail}", status=status, provider_message=said)
 
     # ---- not streamed -------------------------------------------------------------------------
     async def _post_once(self, body: bytes, asm: CallAssembler, request: ChatRequest, deadline: float) -> AsyncIterator[Event]:
@@ -268,21 +277,28 @@ class OpenAICompatModel(ChatModel):
             raise ModelError(self._clean(f"{self.spec.name}: malformed response body (not a JSON object): {raw[:200]!r}"))
         if data.get("error"):
             raise ModelError(self._clean(f"{self.spec.name}: error in response: {provider_message(json.dumps(data))}"))
-        if not data.get("choices"):
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise ModelError(self._clean(f"{self.spec.name}: the response has no choices: {raw[:200]!r}"))
         return data, damage
 
     def _reply_events(self, body: tuple[dict[str, Any], str | None], asm: CallAssembler) -> Iterator[Event]:
         data, damage = body
-        choice = data["choices"][0] or {}
+        choice = data["choices"][0]
         msg = choice.get("message") or {}
-        if r := self.dialect.reasoning_of(msg):
+        try:
+            r = _text(self.dialect.reasoning_of(msg))
+            c = _text(msg.get("content"))
+            calls = ToolCallAssembly()
+            for idx, tc in enumerate(msg.get("tool_calls") or ()):
+                calls.add({**tc, "index": idx})
+        except (AttributeError, TypeError, ValueError) as e:
+            raise ModelError(self._clean(f"{self.spec.name}: malformed response body ({e}): "
+                                         f"{fastjson.dumps(msg)[:200]}")) from None
+        if r:
             yield asm.reasoning_delta(r)  # type: ignore[misc]
-        if c := msg.get("content"):
+        if c:
             yield asm.content_delta(c)  # type: ignore[misc]
-        calls = ToolCallAssembly()
-        for idx, tc in enumerate(msg.get("tool_calls") or ()):
-            calls.add({**tc, "index": idx})
         if damage:  # the calls stay in the error's partial message, not run
             asm.tool_calls.extend(calls.calls(self.dialect))
             raise StreamDamaged(self._clean(f"{self.spec.name}: reply damaged: {damage}; partial output kept"))
@@ -395,20 +411,23 @@ class OpenAICompatModel(ChatModel):
         try:
             async for chunks in self._sse(resp, state, first_wait):
                 for chunk in chunks:
-                    if chunk.get("usage"):
-                        usage_raw = chunk["usage"]
-                    for choice in chunk.get("choices") or ():
-                        delta = choice.get("delta") or {}
-                        r = dialect.reasoning_of(delta)
-                        if r:
-                            yield asm.reasoning_delta(r)  # type: ignore[misc]
-                        c = delta.get("content")
-                        if c:
-                            yield asm.content_delta(c)  # type: ignore[misc]
-                        for tc in delta.get("tool_calls") or ():
-                            calls.add(tc)
-                        if choice.get("finish_reason"):
-                            finish = choice["finish_reason"]
+                    try:
+                        if chunk.get("usage"):
+                            usage_raw = chunk["usage"]
+                        for choice in chunk.get("choices") or ():
+                            delta = choice.get("delta") or {}
+                            r = dialect.reasoning_of(delta)
+                            if r:
+                                yield asm.reasoning_delta(_text(r))  # type: ignore[misc]
+                            c = delta.get("content")
+                            if c:
+                                yield asm.content_delta(_text(c))  # type: ignore[misc]
+                            for tc in delta.get("tool_calls") or ():
+                                calls.add(tc)
+                            if choice.get("finish_reason"):
+                                finish = choice["finish_reason"]
+                    except (AttributeError, TypeError, ValueError):  # JSON, but not a chunk's shape
+                        state.misshapen(chunk)
             self._check_complete(state, finish)
         except ModelError:  # calls that had begun stay in the error's partial message, not run
             asm.tool_calls.extend(calls.calls(dialect))

@@ -18,10 +18,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..core.errors import StreamDamaged
+from ..core.errors import ModelError, StreamDamaged
 from ..core.events import Event
 from .base import CallAssembler, ChatRequest
-from .openai_compat import OpenAICompatModel
+from .openai_compat import OpenAICompatModel, _text
 from .parsers import ContentText, ParsedToolCall, ParseProblem, RawFormat, RawOutputParser, ReasoningText
 from .sse import SSEState
 from .templates import render_glm47, render_kimi_k2
@@ -87,8 +87,11 @@ class RawCompletionModel(OpenAICompatModel):
         finish: str | None = None
         if whole is not None:  # the server answered with one JSON reply instead of a stream
             data, damage = whole
-            choice = data["choices"][0] or {}
-            for ev in self._pieces(parser.feed(choice.get("text") or ""), asm):
+            choice = data["choices"][0]
+            text = choice.get("text")
+            if text is not None and type(text) is not str:
+                raise ModelError(self._clean(f"{self.spec.name}: malformed response body (text is not a string)"))
+            for ev in self._pieces(parser.feed(text or ""), asm):
                 yield ev
             if damage:
                 raise StreamDamaged(self._clean(f"{self.spec.name}: reply damaged: {damage}; partial output kept"))
@@ -97,13 +100,16 @@ class RawCompletionModel(OpenAICompatModel):
             state = SSEState()
             async for chunks in self._sse(resp, state, first_wait):
                 for chunk in chunks:
-                    if chunk.get("usage"):
-                        usage_raw = chunk["usage"]
-                    for choice in chunk.get("choices") or ():
-                        for ev in self._pieces(parser.feed(choice.get("text") or ""), asm):
-                            yield ev
-                        if choice.get("finish_reason"):
-                            finish = choice["finish_reason"]
+                    try:
+                        if chunk.get("usage"):
+                            usage_raw = chunk["usage"]
+                        for choice in chunk.get("choices") or ():
+                            for ev in self._pieces(parser.feed(_text(choice.get("text")) or ""), asm):
+                                yield ev
+                            if choice.get("finish_reason"):
+                                finish = choice["finish_reason"]
+                    except (AttributeError, TypeError, ValueError):  # JSON, but not a chunk's shape
+                        state.misshapen(chunk)
             self._check_complete(state, finish)
         for ev in self._pieces(parser.close(), asm):
             yield ev

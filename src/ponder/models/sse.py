@@ -61,6 +61,11 @@ class SSEState:
         sample = (self.first_bad or b"")[:80].decode("utf-8", "replace")
         return f"{'; '.join(parts)}; first bad chunk: {sample!r}"
 
+    def misshapen(self, chunk: Any) -> None:
+        """Valid JSON that is not a chunk's shape (a number where text belongs...): lost too."""
+        self.malformed += 1
+        self._bad(fastjson.dumps(chunk).encode())
+
     def _bad(self, data: bytes) -> None:
         self.received = True
         if self.first_bad is None:

@@ -23,6 +23,12 @@ from ..core.messages import ToolCall
 from .dialects import Dialect, parse_arguments
 
 
+def _str(v: Any) -> str:
+    if type(v) is not str:
+        raise TypeError(f"tool-call field holds {type(v).__name__}, not a string")
+    return v
+
+
 class ToolCallBuffer:
     """One call's fragments until the call is complete."""
 
@@ -34,20 +40,22 @@ class ToolCallBuffer:
         self.args: list[str] = []
 
     def add(self, tc: dict[str, Any]) -> None:
+        """One delta. A field of the wrong type raises TypeError (the caller counts the chunk
+        as misshapen) rather than corrupting the call."""
         cid = tc.get("id")
         if cid and self.id is None:
-            self.id = cid
+            self.id = _str(cid)
         fn = tc.get("function")
         if fn:
             name = fn.get("name")
-            if name and name != self.name:
+            if name and _str(name) != self.name:
                 if not self.name or name.startswith(self.name):
                     self.name = name
                 else:
                     self.name += name
             a = fn.get("arguments")
             if a:
-                self.args.append(a)
+                self.args.append(_str(a))
 
     def to_call(self, dialect: Dialect, idx: int) -> ToolCall:
         raw = "".join(self.args)
