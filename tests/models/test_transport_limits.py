@@ -259,3 +259,15 @@ async def test_a_stalled_stream_does_not_hold_its_siblings():
     kinds = [type(evs[-1]).__name__ for evs, _ in results]
     assert kinds.count("ErrorEvent") == 3 and kinds.count("ModelCallFinished") == 27
     assert took < 3.0
+
+
+async def test_aclose_of_a_model_that_never_called_leaves_others_alone():
+    from ponder.models.pool import shared_client
+
+    async with MockOpenAIServer(lambda p, n: sse_text_reply(content="x")) as srv:
+        shared = shared_client(srv.base_url)
+        await at(srv.base_url).aclose()
+        user = at(srv.base_url)
+        await user.complete(REQ)
+        await at(srv.base_url).aclose()
+        assert not shared.closed and not user._session.closed

@@ -99,11 +99,12 @@ async def release(key: PoolKey, owner: object) -> None:
     if pools is None:
         return
     users = pools.users.get(key)
-    if users is not None:
-        users.discard(owner)
-        if users:
-            return
-        del pools.users[key]
+    if users is None or owner not in users:
+        return  # not held through this loop (a session `shared_client` made stays open)
+    users.discard(owner)
+    if users:
+        return
+    del pools.users[key]
     session = pools.sessions.pop(key, None)
     if session is not None:
         await session.close()
