@@ -75,11 +75,15 @@ async def _server_answer(url: str) -> dict:
         return r.json()
 
 
+# A loaded 2-core box slows llama.cpp a lot (grammar-constrained tokens most): generous limits,
+# so these tests measure the wire, not the machine's load.
+PATIENT = {"first_byte_timeout_s": 300.0, "idle_timeout_s": 120.0}
+
 REQ = ChatRequest(messages=[Message.system("Answer briefly."), Message.user("Name three colours.")], max_tokens=24, temperature=0.0, seed=1)
 
 
 async def test_streams_through_llamacpp_dialect_with_telemetry(llama_server):
-    m = model(f"llamacpp:{llama_server}#smollm2")
+    m = model(f"llamacpp:{llama_server}#smollm2", **PATIENT)
     evs = [ev async for ev in m.stream(REQ)]
     fin = evs[-1]
     assert isinstance(fin, ModelCallFinished), evs[-1]
@@ -95,7 +99,7 @@ async def test_streams_through_llamacpp_dialect_with_telemetry(llama_server):
 
 
 async def test_non_streaming_usage_equals_server_figures(llama_server):
-    m = model(f"llamacpp:{llama_server}#smollm2", stream=False)
+    m = model(f"llamacpp:{llama_server}#smollm2", **PATIENT, stream=False)
     fin = await m.complete(REQ)
     raw = await _server_answer(llama_server)
     assert fin.usage.prompt_tokens == raw["usage"]["prompt_tokens"] > 0
@@ -111,7 +115,7 @@ async def test_openai_sdk_is_a_wire_peer_of_the_same_server(llama_server):
     sdk = await client.chat.completions.create(model="smollm2", messages=[{"role": "system", "content": "Answer briefly."},
                                                {"role": "user", "content": "Name three colours."}], max_tokens=24, temperature=0.0, seed=1)
     await client.close()
-    ours = await model(f"llamacpp:{llama_server}#smollm2").complete(REQ)
+    ours = await model(f"llamacpp:{llama_server}#smollm2", **PATIENT).complete(REQ)
     assert ours.message.content == sdk.choices[0].message.content
 
 
@@ -141,7 +145,7 @@ async def test_tool_call_round_trip_streamed_and_not(llama_tool_server):
     assert len(deltas) >= 3 and all(d["function"]["name"] == "calculator" for d in deltas)  # the repeat is real
     assert len({d["id"] for d in deltas}) == 1
 
-    streamed = model(f"llamacpp:{llama_tool_server}#smollm2")
+    streamed = model(f"llamacpp:{llama_tool_server}#smollm2", **PATIENT)
     evs = [ev async for ev in streamed.stream(TOOL_REQ)]
     calls = [e.call for e in evs if isinstance(e, ToolCallEvent)]
     fin = evs[-1]
@@ -151,7 +155,7 @@ async def test_tool_call_round_trip_streamed_and_not(llama_tool_server):
     assert calls[0].id.startswith("call__0_calculator_cmpl-") and calls[0].id.count("calculator") == 1
     assert fin.finish_reason == "tool_calls" and fin.message.tool_calls == calls
 
-    whole = await model(f"llamacpp:{llama_tool_server}#smollm2", stream=False).complete(TOOL_REQ)
+    whole = await model(f"llamacpp:{llama_tool_server}#smollm2", **PATIENT, stream=False).complete(TOOL_REQ)
     assert [(c.name, c.arguments) for c in whole.message.tool_calls] == [("calculator", {"expression": "6*7"})]
     assert whole.message.tool_calls[0].raw_arguments == calls[0].raw_arguments
     await streamed.aclose()
