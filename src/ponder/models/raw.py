@@ -98,19 +98,23 @@ class RawCompletionModel(OpenAICompatModel):
             usage_raw, finish = data.get("usage"), choice.get("finish_reason") or "stop"
         else:
             state = SSEState()
-            async for chunks in self._sse(resp, state, first_wait):
-                for chunk in chunks:
-                    try:
-                        if chunk.get("usage"):
-                            usage_raw = chunk["usage"]
-                        for choice in chunk.get("choices") or ():
-                            for ev in self._pieces(parser.feed(_text(choice.get("text")) or ""), asm):
-                                yield ev
-                            if choice.get("finish_reason"):
-                                finish = choice["finish_reason"]
-                    except (AttributeError, TypeError, ValueError):  # JSON, but not a chunk's shape
-                        state.misshapen(chunk)
-            self._check_complete(state, finish)
+            try:
+                async for chunks in self._sse(resp, state, first_wait):
+                    for chunk in chunks:
+                        try:
+                            if chunk.get("usage"):
+                                usage_raw = chunk["usage"]
+                            for choice in chunk.get("choices") or ():
+                                for ev in self._pieces(parser.feed(_text(choice.get("text")) or ""), asm):
+                                    yield ev
+                                if choice.get("finish_reason"):
+                                    finish = choice["finish_reason"]
+                        except (AttributeError, TypeError, ValueError):  # JSON, but not a chunk's shape
+                            state.misshapen(chunk)
+                self._check_complete(state, finish)
+            except ModelError:  # text the parser still holds goes into the error's partial message
+                self._pieces(parser.close(), asm)
+                raise
         for ev in self._pieces(parser.close(), asm):
             yield ev
         for ev in asm.finish(self._usage(usage_raw, asm), "tool_calls" if asm.tool_calls else finish):

@@ -6,9 +6,10 @@ Two rules: nothing that arrives is dropped without a trace, and nothing waits fo
   counted as *malformed* (its text is lost: the call's outcome must say so); a line with
   invalid UTF-8 is decoded with U+FFFD in place of the bad bytes and counted as *repaired*.
   `SSEState.damage()` turns the counts into the sentence the call's error carries.
-* `Watchdog` closes a stream that has been silent for too long: `first_byte_s` until the
-  first chunk (queueing and prefill happen there), then `idle_s` between reads. It costs one
-  timer per call and a clock read per network read, not a timer per read.
+* `Watchdog` closes a stream that has been silent for too long: the model's
+  `first_byte_timeout_s` until the first chunk (queueing and prefill happen there), then its
+  `idle_timeout_s` between reads. It costs one timer per call and a clock read per network
+  read, not a timer per read.
 """
 
 from __future__ import annotations
