@@ -290,8 +290,9 @@ class OpenAICompatModel(ChatModel):
             r = _text(self.dialect.reasoning_of(msg))
             c = _text(msg.get("content"))
             calls = ToolCallAssembly()
-            for idx, tc in enumerate(msg.get("tool_calls") or ()):
-                calls.add({**tc, "index": idx})
+            if tcs := msg.get("tool_calls"):
+                for idx, tc in enumerate(tcs):
+                    calls.add({**tc, "index": idx})
         except (AttributeError, TypeError, ValueError) as e:
             raise ModelError(self._clean(f"{self.spec.name}: malformed response body ({e}): "
                                          f"{fastjson.dumps(msg)[:200]}")) from None
