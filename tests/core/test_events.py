@@ -6,13 +6,18 @@ from ponder.core.events import (
     AgentSpawned,
     ContentDelta,
     ErrorEvent,
+    MessageAppended,
     ModelCallFinished,
+    ResultsDelivered,
     RunFinished,
+    RunStarted,
+    ToolRecovered,
     ToolResult,
     event_from_json,
     event_to_json,
 )
 from ponder.core.messages import Message, Reasoning, ToolCall, Usage
+from ponder.core.metrics import RunMetrics
 from ponder.core.telemetry import RunTelemetry
 from ponder.models.base import CallAssembler
 from ponder.models.catalog import resolve
@@ -27,7 +32,11 @@ def test_every_event_round_trips_through_json():
         ToolResult(call_id="c", name="python", ok=False, content="ERROR: x", error="x"),
         AgentSpawned(agent_id="a1", name="n", goal="g", depends_on=["a0"]),
         ErrorEvent(error_type="ModelError", message="cut", partial=msg),
-        RunFinished(status="budget", answer=None, reason="max_steps", metrics={"steps": 3}),
+        RunFinished(status="budget", answer=None, reason="max_steps", metrics=RunMetrics(steps=3), run_id="r"),
+        RunStarted(run_id="r", mode="swarm", task="t", config={"mode": "swarm", "max_parallel": 4}, attempt=2),
+        MessageAppended(index=2, message=msg, agent="w1"),
+        ResultsDelivered(task_ids=["t1", "t2"], step=3, agent="orchestrator"),
+        ToolRecovered(call_id="c9", name="python", action="unknown"),
     ]
     for ev in evs:
         back = event_from_json(event_to_json(ev))

@@ -269,7 +269,7 @@ async def test_repeated_identical_tool_call_forces_an_answer_step():
     res = await Interleaved(m, [add], thinking="on").run("1+2")
     assert res.status == "ok" and res.answer == "3"
     assert [r.tool_choice for r in m.requests] == [None, None, "none"]
-    assert res.metrics.extra["repeat_guards"] == 1 and res.metrics.tool_calls == 2
+    assert res.metrics.repeat_guards == 1 and res.metrics.tool_calls == 2
 
 
 async def test_first_tool_choice_applies_to_the_first_step_of_each_turn():

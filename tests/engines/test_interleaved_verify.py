@@ -81,7 +81,7 @@ async def test_self_check_rejection_and_acceptance():
     stages = [(v.stage, v.ok) for v in res.events if isinstance(v, VerificationEvent)]
     assert stages == [("policy", True), ("self_check", False), ("policy", True), ("self_check", True)]
     assert (res.metrics.rejections, res.metrics.fixes) == (1, 1)
-    assert res.metrics.extra["self_check_calls"] == 2 and res.metrics.model_calls == 5
+    assert res.metrics.self_check_calls == 2 and res.metrics.model_calls == 5
     assert "adds instead of multiplying" in [x for x in res.messages if x.role == "tool"][0].content
 
 

@@ -238,7 +238,7 @@ async def test_100_concurrent_subagents_bounded_by_max_parallel(max_parallel, ex
 
     res = await Swarm(ScriptedModel(swarm_script(fan_out(subs), sub)), max_parallel=max_parallel).run("many")
     assert res.status == "ok" and res.metrics.agents == 100
-    assert res.metrics.extra["peak_concurrency"] == expected_peak
+    assert res.metrics.peak_concurrency == expected_peak
     assert all(e.status == "ok" for e in of(res.events, AgentFinished))
     assert res.metrics.spurious_agents == 0
 
@@ -309,7 +309,7 @@ async def test_orchestrator_step_budget():
     res = await Swarm(ScriptedModel(swarm_script(orch)), budgets=Budgets(max_steps=3)).run("loop forever")
     assert res.status == "budget" and "3 steps" in (res.reason or "")
     assert any(b.budget == "max_steps" for b in of(res.events, BudgetHit))
-    assert res.metrics.extra["orchestrator_steps"] == 3
+    assert res.metrics.orchestrator_steps == 3
 
 
 async def test_subagent_step_budget():

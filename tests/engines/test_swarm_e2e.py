@@ -33,7 +33,7 @@ async def test_swarm_over_http_backend_against_mock_server():
     assert res.status == "ok", res.reason
     assert len([e for e in res.events if isinstance(e, AgentSpawned)]) == 20
     assert {e.status for e in res.events if isinstance(e, AgentFinished)} == {"ok"}
-    assert res.metrics.extra["peak_concurrency"] == 20
+    assert res.metrics.peak_concurrency == 20
     assert res.metrics.critical_steps == 1 + 3 + 1  # plan, a sub-agent's 2 tool steps + answer, finish
     assert res.metrics.steps == 3 + 20 * 3
     assert res.answer and res.answer.count("[w") == 20 and res.metrics.extra["citations"]["unknown"] == []

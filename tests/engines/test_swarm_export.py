@@ -7,6 +7,7 @@ import re
 
 from typer.testing import CliRunner
 
+from ponder import runs
 from ponder.core.messages import ToolCall
 from ponder.core.store import RunStore
 from ponder.engines.swarm import Swarm
@@ -40,7 +41,7 @@ def echo(text: str) -> str:
 
 async def _stored_run(tmp_path):
     store = RunStore(tmp_path / "runs.db")
-    res = await Swarm(ScriptedModel(_script), [echo], store=store).run("split and merge", score_fn=lambda a: 1.0)
+    res = await runs.run(Swarm(ScriptedModel(_script), [echo]), "split and merge", store=store, score_fn=lambda a: 1.0)
     return store, res
 
 
@@ -77,10 +78,10 @@ async def test_store_roundtrip_and_cli_export(tmp_path):
 
     import typer
 
-    from ponder.cli import swarm_cmd
+    from ponder.cli import export
 
     app = typer.Typer()
-    swarm_cmd.register(app)
+    export.register(app)
     app.command("noop")(lambda: None)  # typer collapses a single-command app
     out2 = tmp_path / "cli.jsonl"
     r = CliRunner().invoke(app, ["export-trajectories", "--db", str(tmp_path / "runs.db"), "--out", str(out2),
@@ -93,7 +94,7 @@ async def test_store_roundtrip_and_cli_export(tmp_path):
 
 
 async def test_live_view_state_from_events():
-    from ponder.cli.swarm_cmd import SwarmView, metrics_text
+    from ponder.cli.render import SwarmView, metrics_text
 
     res = await Swarm(ScriptedModel(_script), [echo]).run("split and merge")
     v = SwarmView()
@@ -109,4 +110,4 @@ async def test_live_view_state_from_events():
     c.print(v.render())
     text = c.export_text()
     assert "task p" in text and "ok 2" in text
-    assert "critical" in metrics_text(v.final.metrics)
+    assert "critical" in metrics_text(v.final.metrics, "swarm") and "serial collapse: no" in metrics_text(v.final.metrics, "swarm")

@@ -10,7 +10,8 @@ import pytest
 
 from ponder.core.events import ContentDelta, ErrorEvent, ModelCallFinished, RunFinished
 from ponder.core.messages import Message
-from ponder.core.store import RunStore, Session
+from ponder import runs
+from ponder.core.store import RunStore
 from ponder.engines.interleaved import Interleaved
 from ponder.models.base import ChatRequest
 from ponder.models.catalog import resolve
@@ -96,7 +97,7 @@ async def test_fault_as_stored_by_a_run(fault, tmp_path):
     store = RunStore(tmp_path / "runs.db")
     async with MockOpenAIServer(lambda p, n: FAULTS[fault](n)) as srv:
         m = faulty_model(srv.base_url)
-        res = await Interleaved(m, thinking="off", session=Session(store, "s")).run("What is the answer?")
+        res = await runs.run(Interleaved(m, thinking="off"), "What is the answer?", store=store, session="s")
         await m.aclose()
     run = store.runs(session="s")[0]
     events = store.events(run["id"])
@@ -104,6 +105,7 @@ async def test_fault_as_stored_by_a_run(fault, tmp_path):
     if outcome == "ok":
         assert run["status"] == "ok" and run["answer"] == text
         return
+    assert res.metrics.damaged_streams == (1 if outcome == "StreamDamaged" else 0)
     assert run["status"] == "error"
     assert f"({outcome})" in run["reason"] and says in run["reason"], run["reason"]
     stored_err = [e for e in events if isinstance(e, ErrorEvent)]

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter
 
 from .messages import Message, ToolCall, Usage
+from .metrics import RunMetrics
 
 
 @dataclass(slots=True, kw_only=True)
@@ -97,6 +98,45 @@ class ToolResult(_Event):
     duration_s: float = 0.0
 
 
+@dataclass(slots=True, kw_only=True)
+class ToolRecovered(_Event):
+    """On resume: a tool call was in flight when the process stopped. `action` says what the
+    journal chose by the tool's declared policy: `rerun` (idempotent) or `unknown` (the model
+    is told the outcome is unknown), or `journal` (its effect was found in the journal, e.g. the
+    sub-agents a swarm's `plan` had started)."""
+
+    type: Literal["tool_recovered"] = "tool_recovered"
+    call_id: str
+    name: str
+    action: Literal["rerun", "unknown", "journal"]
+
+
+# ---- runs -----------------------------------------------------------------------------------
+@dataclass(slots=True, kw_only=True)
+class RunStarted(_Event):
+    """The first event of every run (and of every resumed attempt): the run's id, so a
+    client can fetch the run, and the configuration that rebuilds its engine on resume."""
+
+    type: Literal["run_started"] = "run_started"
+    run_id: str
+    mode: str
+    task: str
+    model: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 0  # 0: the first start; n: the n-th resume
+
+
+@dataclass(slots=True, kw_only=True)
+class MessageAppended(_Event):
+    """`agent`'s conversation gained `message` at position `index`. Conversations are only
+    ever appended to, so these events rebuild every agent's history byte-exact (reasoning
+    included) from the journal: what a resumed run sends its provider is what it sent before."""
+
+    type: Literal["message_appended"] = "message_appended"
+    index: int
+    message: Message
+
+
 # ---- engines --------------------------------------------------------------------------------
 @dataclass(slots=True, kw_only=True)
 class StepStarted(_Event):
@@ -133,6 +173,20 @@ class AgentSpawned(_Event):
     goal: str
     model: str | None = None
     depends_on: list[str] = field(default_factory=list)
+    task_id: str | None = None
+    instructions: str | None = None
+    tools: list[str] | None = None
+    launched_at: int | None = None  # the orchestrator step that started it
+
+
+@dataclass(slots=True, kw_only=True)
+class ResultsDelivered(_Event):
+    """The orchestrator's step `step` received these sub-agent results (critical steps are
+    computed from when results were handed over, so the journal keeps it)."""
+
+    type: Literal["results_delivered"] = "results_delivered"
+    task_ids: list[str]
+    step: int
 
 
 @dataclass(slots=True, kw_only=True)
@@ -167,7 +221,8 @@ class RunFinished(_Event):
     status: Literal["ok", "budget", "cancelled", "error"]
     answer: str | None = None
     reason: str | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: RunMetrics = field(default_factory=RunMetrics)
+    run_id: str | None = None
 
 
 Event = Annotated[
@@ -178,10 +233,14 @@ Event = Annotated[
     | ErrorEvent
     | ToolStarted
     | ToolResult
+    | ToolRecovered
+    | RunStarted
+    | MessageAppended
     | StepStarted
     | StepFinished
     | VerificationEvent
     | AgentSpawned
+    | ResultsDelivered
     | AgentFinished
     | MemoryWrite
     | BudgetHit

@@ -1,13 +1,18 @@
-"""The run store: sessions (conversations with their reasoning), runs and their events, in SQLite.
+"""The run store: every run's journal (its events, as they happen), the runs, and sessions, in SQLite.
 
 Why SQLite: one file, no server, transactional, readable from any language, and WAL mode
-lets readers (a report, a second terminal) read while a run writes. There is one writer
-per store object (a lock serialises writes across the threads asyncio may use).
+lets readers (a viewer, `ponder runs` in a second terminal) read while a run writes. One
+writer per store object (a lock serialises writes across the threads asyncio may use).
 
-Messages are stored as the full pydantic JSON of `Message`, so reasoning goes back to
-the provider byte-for-byte after the process has exited (Kimi and GLM reject or degrade
-on edited reasoning). Events are stored as the JSON lines `event_to_json` writes, so
-`event_from_json` reads them back as typed events.
+Runs are written by `core.journal.Journal`, a reader of the event stream: the run row
+exists from the first event (status `running`), events are appended as they happen, and
+the row is closed by `RunFinished`. A `running` row whose process is gone is reported as
+`interrupted`: `ponder resume` continues it from its journal.
+
+Messages are stored as the full pydantic JSON of `Message`, so reasoning goes back to the
+provider byte for byte after the process has exited (Kimi and GLM reject or degrade on
+edited reasoning). Events are the JSON lines `event_to_json` writes, so `event_from_json`
+reads them back as typed events.
 
 Default location: `$PONDER_HOME/ponder.db`, else `~/.ponder/ponder.db`.
 """
@@ -16,17 +21,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import threading
-import time
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .events import Event, RunFinished, event_from_json, event_to_json
+from .events import Event, MessageAppended, event_from_json
 from .messages import Message
 
 _SCHEMA = """
@@ -62,11 +66,44 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (run_id, seq)
 );
 """
+# columns added since the first schema (older stores are migrated on open)
+_RUN_COLUMNS = {"config": "TEXT", "pid": "INTEGER", "proc_start": "TEXT", "host": "TEXT", "updated": "REAL",
+                "attempts": "INTEGER DEFAULT 1"}
+_RUN_KEYS = ("id", "session", "mode", "model", "task", "status", "answer", "reason", "metrics", "started", "finished",
+             "config", "pid", "proc_start", "host", "updated", "attempts")
+ANSWER_PREVIEW_CHARS = 4_000  # the runs table keeps a preview; the whole answer is in the run's last event
 
 
 def default_db_path() -> Path:
     home = os.environ.get("PONDER_HOME")
     return (Path(home) if home else Path.home() / ".ponder") / "ponder.db"
+
+
+def process_start(pid: int) -> str | None:
+    """The start time of process `pid` (so a reused pid is not taken for the run's process)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return stat[stat.rindex(b")") + 2:].split()[19].decode()
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_alive(pid: int | None, start: str | None, host: str | None) -> bool | None:
+    """Whether the process that wrote a run is still running; None when it cannot be told
+    (another host, or no /proc)."""
+    if not pid or host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    now = process_start(pid)
+    if now is None or start is None:  # alive; whether the pid was reused cannot be told
+        return True
+    return now == start
 
 
 class RunStore:
@@ -75,17 +112,24 @@ class RunStore:
     def __init__(self, path: str | os.PathLike[str] | None = None):
         self.path = Path(path) if path is not None else default_db_path()
         try:
+            if self.path.is_dir():
+                raise ConfigError(f"the run store {self.path} is a directory; pass a file path with --db "
+                                  "(e.g. --db runs.db) or set PONDER_HOME")
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
+            self._lock = threading.Lock()
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+            have = {r[1] for r in self._conn.execute("PRAGMA table_info(runs)")}
+            for col, decl in _RUN_COLUMNS.items():
+                if col not in have:
+                    self._conn.execute(f"ALTER TABLE runs ADD COLUMN {col} {decl}")
         except (OSError, sqlite3.Error) as e:
             raise ConfigError(
                 f"cannot open the run store at {self.path}: {e}. Pass another path with --db or set PONDER_HOME."
             ) from e
-        self._lock = threading.Lock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
 
     def close(self) -> None:
         with self._lock:
@@ -98,7 +142,7 @@ class RunStore:
         self.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -108,10 +152,10 @@ class RunStore:
                 raise
             self._conn.execute("COMMIT")
 
-    # ---- sessions -------------------------------------------------------------------------
-    def session(self, name: str) -> Session:
-        return Session(self, name)
+    def integrity_check(self) -> str:
+        return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
 
+    # ---- sessions -------------------------------------------------------------------------
     def sessions(self) -> list[dict[str, Any]]:
         rows = self._conn.execute(
             "SELECT s.name, s.created, s.updated, COUNT(m.seq) FROM sessions s "
@@ -120,114 +164,87 @@ class RunStore:
         return [{"name": r[0], "created": r[1], "updated": r[2], "messages": r[3]} for r in rows]
 
     def load_messages(self, name: str) -> list[Message]:
+        if not name or not name.strip():
+            raise ConfigError("a session needs a non-empty name, e.g. --session my-task")
         rows = self._conn.execute(
             "SELECT message FROM session_messages WHERE session = ? ORDER BY seq", (name,)
         ).fetchall()
         return [Message.model_validate_json(r[0]) for r in rows]
 
-    def save_messages(self, name: str, messages: Iterable[Message]) -> None:
-        """Replace the session's conversation (a whole-list write: messages are never edited in place,
-        but a repaired or shortened conversation must not leave stale rows behind)."""
-        now = time.time()
-        data = [(name, i, m.model_dump_json()) for i, m in enumerate(messages)]
-        with self._tx() as c:
-            c.execute(
-                "INSERT INTO sessions(name, created, updated) VALUES (?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET updated = excluded.updated",
-                (name, now, now),
-            )
-            c.execute("DELETE FROM session_messages WHERE session = ?", (name,))
-            c.executemany("INSERT INTO session_messages(session, seq, message) VALUES (?, ?, ?)", data)
-
     def delete_session(self, name: str) -> None:
-        with self._tx() as c:
+        with self.transaction() as c:
             c.execute("DELETE FROM session_messages WHERE session = ?", (name,))
             c.execute("DELETE FROM sessions WHERE name = ?", (name,))
 
     # ---- runs -------------------------------------------------------------------------------
-    def record_run(
-        self,
-        *,
-        task: str,
-        mode: str,
-        model: str | None,
-        events: Iterable[Event],
-        finished: RunFinished | None = None,
-        session: str | None = None,
-        started: float | None = None,
-    ) -> str:
-        """Store one finished (or interrupted: `finished=None`) run and all of its events."""
-        evs = list(events)
-        run_id = uuid.uuid4().hex[:16]
-        t_start = started if started is not None else (evs[0].ts if evs else time.time())
-        with self._tx() as c:
-            c.execute(
-                "INSERT INTO runs(id, session, mode, model, task, status, answer, reason, metrics, started, finished) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id, session, mode, model, task,
-                    finished.status if finished else "interrupted",
-                    finished.answer if finished else None,
-                    finished.reason if finished else "interrupted before the run finished",
-                    json.dumps(finished.metrics) if finished else None,
-                    t_start,
-                    finished.ts if finished else time.time(),
-                ),
-            )
-            c.executemany(
-                "INSERT INTO events(run_id, seq, event) VALUES (?, ?, ?)",
-                [(run_id, i, event_to_json(e)) for i, e in enumerate(evs)],
-            )
-        return run_id
+    def _row(self, r: tuple[Any, ...]) -> dict[str, Any]:
+        d = dict(zip(_RUN_KEYS, r, strict=True))
+        d["metrics"] = json.loads(d["metrics"]) if d["metrics"] else None
+        d["config"] = json.loads(d["config"]) if d["config"] else None
+        if d["status"] == "running" and process_alive(d["pid"], d["proc_start"], d["host"]) is False:
+            d["status"] = "interrupted"
+            d["reason"] = d["reason"] or "the process running it stopped before it finished; `ponder resume` continues it"
+        return d
 
-    def runs(self, session: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        q = "SELECT id, session, mode, model, task, status, answer, reason, metrics, started, finished FROM runs"
-        args: tuple[Any, ...] = ()
+    def runs(self, session: str | None = None, limit: int = 50, *, status: str | None = None,
+             mode: str | None = None, search: str | None = None) -> list[dict[str, Any]]:
+        """Newest first. `running` rows whose process is gone come back as `interrupted`."""
+        q = f"SELECT {', '.join(_RUN_KEYS)} FROM runs"
+        where, args = [], []
         if session is not None:
-            q += " WHERE session = ?"
-            args = (session,)
+            where.append("session = ?")
+            args.append(session)
+        if mode is not None:
+            where.append("mode = ?")
+            args.append(mode)
+        if search:
+            where.append("(task LIKE ? OR id LIKE ? OR model LIKE ?)")
+            args += [f"%{search}%", f"{search}%", f"%{search}%"]
+        if where:
+            q += " WHERE " + " AND ".join(where)
         q += " ORDER BY started DESC LIMIT ?"
-        rows = self._conn.execute(q, (*args, limit)).fetchall()
-        keys = ("id", "session", "mode", "model", "task", "status", "answer", "reason", "metrics", "started", "finished")
-        out = []
-        for r in rows:
-            d = dict(zip(keys, r, strict=True))
-            d["metrics"] = json.loads(d["metrics"]) if d["metrics"] else None
-            out.append(d)
+        rows = [self._row(r) for r in self._conn.execute(q, (*args, limit if status is None else -1)).fetchall()]
+        if status is not None:
+            rows = [r for r in rows if r["status"] == status][:limit]
+        return rows
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """One run by id or unique id prefix; KeyError (with what to do) when there is none."""
+        rows = self._conn.execute(f"SELECT {', '.join(_RUN_KEYS)} FROM runs WHERE id LIKE ? LIMIT 2",
+                                  (run_id.replace("%", "") + "%",)).fetchall()
+        if not rows:
+            raise KeyError(f"no run {run_id!r} in {self.path}; `ponder runs` lists the stored runs")
+        if len(rows) > 1 and rows[0][0] != run_id:
+            raise KeyError(f"run id prefix {run_id!r} is ambiguous in {self.path}; give more characters")
+        return self._row(rows[0])
+
+    def next_seq(self, run_id: str) -> int:
+        r = self._conn.execute("SELECT MAX(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
+        return 0 if r[0] is None else int(r[0]) + 1
+
+    def event_rows(self, run_id: str, after: int = -1) -> list[tuple[int, str]]:
+        return self._conn.execute("SELECT seq, event FROM events WHERE run_id = ? AND seq > ? ORDER BY seq",
+                                  (run_id, after)).fetchall()
+
+    def events(self, run_id: str, after: int = -1) -> list[Event]:
+        """The run's journal as typed events (a message kept by reference is filled in)."""
+        out: list[Event] = []
+        calls: dict[int, Message] = {}
+        for seq, raw in self.event_rows(run_id, after):
+            ev = decode_event(raw, calls)
+            if getattr(ev, "type", None) == "model_call_finished":
+                calls[seq] = ev.message  # type: ignore[union-attr]
+            out.append(ev)
         return out
 
-    def events(self, run_id: str) -> list[Event]:
-        rows = self._conn.execute("SELECT event FROM events WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
-        return [event_from_json(r[0]) for r in rows]
 
-
-class Session:
-    """A named conversation in a store: what `ponder run --session NAME` continues.
-
-    `messages` is loaded at construction; the engine replaces it through `save()` after
-    every run (also after an interrupted one, once the dangling tool calls are answered).
-    """
-
-    def __init__(self, store: RunStore, name: str):
-        if not name or not name.strip():
-            raise ConfigError("a session needs a non-empty name, e.g. --session my-task")
-        self.store = store
-        self.name = name
-        self.messages: list[Message] = store.load_messages(name)
-
-    def load(self) -> list[Message]:
-        self.messages = self.store.load_messages(self.name)
-        return self.messages
-
-    def save(self, messages: Iterable[Message] | None = None) -> None:
-        if messages is not None:
-            self.messages = list(messages)
-        self.store.save_messages(self.name, self.messages)
-
-    def record_run(self, *, task: str, mode: str, model: str | None, events: Iterable[Event],
-                   finished: RunFinished | None = None) -> str:
-        return self.store.record_run(task=task, mode=mode, model=model, events=events, finished=finished,
-                                     session=self.name)
-
-    def runs(self, limit: int = 50) -> list[dict[str, Any]]:
-        return self.store.runs(self.name, limit)
+def decode_event(raw: str, calls: dict[int, Message]) -> Event:
+    """One journal row. `message_appended` rows that name the model call whose message they
+    append (`ref`, that call's seq) carry no copy of it: the journal stores each reply once."""
+    if raw.startswith('{"agent"') and '"type":"message_appended"' in raw[:200] and '"ref":' in raw:
+        d = json.loads(raw)
+        msg = calls.get(d["ref"])
+        if msg is None:
+            raise ValueError(f"journal row refers to model call {d['ref']}, which is not in it")
+        return MessageAppended(agent=d["agent"], ts=d["ts"], index=d["index"], message=msg)
+    return event_from_json(raw)

@@ -20,6 +20,7 @@ class RunTelemetry:
     cost_usd: float = 0.0
     model_calls: int = 0
     model_errors: int = 0
+    damaged_streams: int = 0  # calls whose stream arrived damaged (repaired or cut), see docs/architecture.md
     tool_calls: int = 0
     tool_errors: int = 0
     ttfts: list[float] = field(default_factory=list)
@@ -50,6 +51,8 @@ class RunTelemetry:
                 self.tool_errors += 1
         elif tp is ErrorEvent:
             self.model_errors += 1
+            if ev.error_type == "StreamDamaged":  # type: ignore[attr-defined]
+                self.damaged_streams += 1
 
     def summary(self) -> dict[str, float | int | None]:
         return {

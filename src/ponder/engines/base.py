@@ -1,59 +1,87 @@
-"""What every engine returns, and the budgets they share.
+"""The engine contract: what an engine implements, what every run returns, and the budgets.
 
-Engines are async generators of core events (`stream`) with a convenience `run` that
-drains the stream into a `RunResult`. A budget hit, a cancellation or a failure ends
-the run cleanly with `status` and `reason` set and whatever answer existed so far.
+An engine implements one thing, *how to drive a turn*: `drive(task, ctx)` emits events
+through `ctx.emit` and returns an `Outcome`; `conclude(ctx, outcome)` turns that into the
+run's typed metrics. Everything around it (the run id and the first event, the wall clock,
+the caller's cancel, run-wide token and cost limits, the single `RunFinished`, `stream()`
+and `run()`) is written once, in `engines/runtime.py`, and is the same for every engine.
+A budget hit, a cancellation or a failure ends the run cleanly with `status` and `reason`
+set and whatever answer existed so far.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
 from ..core.events import Event
-from ..core.messages import Message, Usage
+from ..core.messages import Message
+from ..core.metrics import RunMetrics
+
+if TYPE_CHECKING:
+    from .runtime import RunContext
+
+Status = Literal["ok", "budget", "cancelled", "error"]
+
+__all__ = ["Budgets", "Engine", "Outcome", "RunMetrics", "RunResult", "Status"]
 
 
 class Budgets(BaseModel):
-    max_steps: int = 30
-    max_tool_calls: int | None = None
-    max_tokens: int | None = None  # prompt + completion over the whole run
-    max_cost_usd: float | None = None
-    wall_timeout_s: float | None = None
+    """Limits of a run. `max_steps` and `max_tool_calls` bound one agent (in a swarm: the
+    orchestrator, and each sub-agent through its own `sub_budgets`); tokens, cost and wall
+    clock bound the whole run."""
+
+    max_steps: int = Field(default=30, ge=1)
+    max_tool_calls: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=1)  # prompt + completion over the whole run
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    wall_timeout_s: float | None = Field(default=None, gt=0)
 
 
-class RunMetrics(BaseModel):
-    steps: int = 0
-    critical_steps: int = 0
-    tool_calls: int = 0
-    tool_errors: int = 0
-    model_calls: int = 0
-    usage: Usage = Field(default_factory=Usage)
-    cost_usd: float = 0.0
-    ttft_first_s: float | None = None
-    ttft_median_s: float | None = None
-    decode_tps_median: float | None = None
-    wall_s: float = 0.0
-    # interleaved
-    violations: int = 0  # steps that acted without reasoning even after a re-ask
-    reasks: int = 0
-    verifications: int = 0
-    rejections: int = 0
-    fixes: int = 0
-    # swarm
-    agents: int = 0
-    parallelism: float | None = None
-    serial_collapse: bool | None = None
-    spurious_agents: int = 0
-    rewards: dict[str, float] = Field(default_factory=dict)
-    extra: dict[str, Any] = Field(default_factory=dict)
+@dataclass(slots=True)
+class Outcome:
+    """How a turn ended, before metrics: what `drive` returns."""
+
+    status: Status
+    answer: str | None = None
+    reason: str | None = None
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """One way to drive a turn. `Interleaved` and `Swarm` implement it; `build_engine`
+    makes either from a config; the runtime runs any of them."""
+
+    mode: ClassVar[str]
+    budgets: Budgets
+
+    @property
+    def main_agent(self) -> str:
+        """The agent id of the run's own events (`main`, or `orchestrator` in a swarm)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What `RunStarted` records: enough to rebuild this engine with `build_engine`."""
+        ...
+
+    async def drive(self, task: str, ctx: RunContext) -> Outcome: ...
+
+    async def conclude(self, ctx: RunContext, outcome: Outcome) -> tuple[Outcome, RunMetrics]:
+        """After `drive` (or after a stop the runtime made): the final outcome and metrics."""
+        ...
+
+    def history(self) -> list[Message]:
+        """The main agent's conversation after the run (for `RunResult.messages`)."""
+        ...
 
 
 class RunResult(BaseModel):
     answer: str | None
-    status: Literal["ok", "budget", "cancelled", "error"] = "ok"
+    status: Status = "ok"
     reason: str | None = None
+    run_id: str | None = None
     metrics: RunMetrics = Field(default_factory=RunMetrics)
     events: list[Event] = Field(default_factory=list)
     messages: list[Message] = Field(default_factory=list)

@@ -58,3 +58,15 @@ VERIFY_REJECTED = "ERROR: code rejected before running ({stage}): {reason}. Fix 
 
 TOOL_NOT_RUN_BUDGET = "ERROR: not run: the run's tool-call budget ({limit}) was reached."
 TOOL_NOT_RUN_CANCELLED = "ERROR: not run: the run was stopped ({reason}) before this tool finished."
+
+# The model repeated a call that already failed: it gets the earlier error, not another run.
+REPEATED_FAILED_CALL = (
+    "ERROR: you already made this exact call and it failed: {error} — it was not run again. "
+    "Change the call, or answer now with what you know."
+)
+
+# On resume: a non-idempotent tool was running when the process stopped.
+TOOL_OUTCOME_UNKNOWN = (
+    "ERROR: outcome unknown: the process stopped while {name} was running, and it was not run again "
+    "because it may have side effects. Check its effect before calling it again."
+)

@@ -2,8 +2,9 @@
 
 The server is a consumer of the event stream like the CLI: `POST /v1/runs` starts an
 Interleaved or Swarm run and answers with `text/event-stream`, one SSE event per ponder
-event (`event: <type>`, `data: <event JSON>`), ending with `run_finished`. Every run is
-stored in the SQLite run store, so `GET /v1/runs/{id}/events` replays it later. A client
+event (`event: <type>`, `data: <event JSON>`), from `run_started` (the run id) to `run_finished`.
+Every run is journaled in the SQLite run store as it happens (the same `ponder.runs` path
+as the CLI), so `GET /v1/runs/{id}/events` reads it, live or later. A client
 that disconnects cancels its run (the engine ends cleanly with status `cancelled`).
 Bind it to 127.0.0.1 unless you put an authenticating proxy in front: runs execute tools.
 """
@@ -18,20 +19,20 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from .. import runs as runs_api
 from ..core.errors import PonderError
-from ..core.events import RunFinished, event_to_json
+from ..core.events import event_to_json
 from ..core.store import RunStore
-from ..engines.base import Budgets
+from ..engines.build import EngineConfig, build_engine
 from ..models.base import ChatModel
 from ..models.catalog import catalog
 from ..models.registry import model as default_model_factory
-from ..tools import named_tools
 
 
 class RunRequest(BaseModel):
-    task: str = Field(min_length=1)
+    task: str = Field(min_length=1, max_length=1_000_000)
     mode: Literal["interleaved", "swarm"] = "interleaved"
     model: str = "smollm2"
     sub_model: str | None = None
@@ -43,6 +44,20 @@ class RunRequest(BaseModel):
     max_cost_usd: float | None = Field(default=None, gt=0)
     timeout_s: float | None = Field(default=None, gt=0)
     max_parallel: int = Field(default=100, ge=1, le=100)
+
+    @field_validator("task")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("the task is blank: send the question as text")
+        return v
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(mode=self.mode, model=self.model, sub_model=self.sub_model, thinking=self.thinking,
+                            preserve_reasoning=self.preserve_reasoning, tools=self.tools,
+                            max_steps=min(self.max_steps, 15) if self.mode == "swarm" else self.max_steps,
+                            max_tool_calls=self.max_tool_calls, max_cost_usd=self.max_cost_usd,
+                            timeout_s=self.timeout_s, max_parallel=self.max_parallel)
 
 
 def create_app(*, db: Path | str | None = None, model_factory: Callable[[str], ChatModel] | None = None) -> FastAPI:
@@ -74,40 +89,21 @@ def create_app(*, db: Path | str | None = None, model_factory: Callable[[str], C
     @app.post("/v1/runs")
     async def start_run(req: RunRequest) -> StreamingResponse:
         try:
-            engine = _engine(req, make_model)
+            engine = build_engine(req.engine_config(), model_factory=lambda name, _cfg: make_model(name))
         except (PonderError, ValueError) as e:  # unknown model, missing key, unknown tool
             raise HTTPException(400, str(e)) from None
-        return StreamingResponse(_sse(engine, req, store), media_type="text/event-stream",
+        return StreamingResponse(_sse(engine, req.task, store), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
     return app
 
 
-def _engine(req: RunRequest, make_model: Callable[[str], ChatModel]) -> Any:
-    m = make_model(req.model)
-    tools = named_tools(req.tools)
-    budgets = Budgets(max_steps=req.max_steps, max_tool_calls=req.max_tool_calls, max_cost_usd=req.max_cost_usd,
-                      wall_timeout_s=req.timeout_s)
-    if req.mode == "swarm":
-        from ..engines.swarm import Swarm
-
-        sub = make_model(req.sub_model) if req.sub_model else None
-        return Swarm(m, tools, sub_model=sub, max_parallel=req.max_parallel, thinking=req.thinking,
-                     budgets=budgets.model_copy(update={"max_steps": min(req.max_steps, 15)}))
-    from ..engines.interleaved import Interleaved
-
-    return Interleaved(m, tools, thinking=req.thinking, preserve_reasoning=req.preserve_reasoning, budgets=budgets)
-
-
-async def _sse(engine: Any, req: RunRequest, store: RunStore) -> AsyncIterator[bytes]:
+async def _sse(engine: Any, task: str, store: RunStore) -> AsyncIterator[bytes]:
+    """The run's events as SSE; the journal records the run whatever the client does (a
+    client that goes away cancels the run, which is stored as cancelled)."""
     cancel = asyncio.Event()
-    events = []
     try:
-        async for ev in engine.stream(req.task, cancel=cancel):
-            events.append(ev)
+        async for ev in runs_api.stream(engine, task, store=store, cancel=cancel):
             yield f"event: {ev.type}\ndata: {event_to_json(ev)}\n\n".encode()
     finally:
-        cancel.set()  # client gone (or done): stop the engine
-        if events:
-            final = next((e for e in reversed(events) if isinstance(e, RunFinished)), None)
-            store.record_run(task=req.task, mode=req.mode, model=req.model, events=events, finished=final)
+        cancel.set()

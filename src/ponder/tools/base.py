@@ -116,7 +116,12 @@ def _check_against_schema(tool_name: str, schema: dict[str, Any], args: dict[str
 class Tool:
     """A function the model may call. `parameters` is the JSON schema (type "object") the
     model sees; `arg_model`, when present (the `@tool` decorator sets it), validates and
-    coerces the arguments before `fn` runs."""
+    coerces the arguments before `fn` runs.
+
+    `idempotent` is the tool's declared resume policy: a call that was running when the
+    process stopped is re-run on `resume` only when running it twice does no harm (a pure
+    computation, a read); otherwise the model is told the outcome is unknown, and the
+    engine makes the call durable in the journal before it starts."""
 
     name: str
     description: str
@@ -124,6 +129,7 @@ class Tool:
     fn: Callable[..., Any]
     timeout_s: float = 30.0
     max_output_chars: int = DEFAULT_MAX_CHARS
+    idempotent: bool = False
     arg_model: type[BaseModel] | None = field(default=None, repr=False)
     _is_async: bool = field(init=False, repr=False, compare=False, default=False)
     _schema: tuple[tuple[Any, ...], dict[str, Any]] | None = field(init=False, repr=False, compare=False, default=None)
@@ -321,8 +327,10 @@ def tool(
     description: str | None = None,
     timeout_s: float = 30.0,
     max_output_chars: int = DEFAULT_MAX_CHARS,
+    idempotent: bool = False,
 ) -> Any:
     """Turn a typed function into a Tool; usable as `@tool` or `@tool(name=..., timeout_s=...)`.
+    Say `idempotent=True` when running a call twice does no harm (see `Tool`).
     The argument schema comes from the type hints, per-argument descriptions from the
     docstring's "Args:" section, the tool description from the docstring's summary."""
 
@@ -339,6 +347,7 @@ def tool(
             timeout_s=timeout_s,
             max_output_chars=max_output_chars,
             arg_model=model,
+            idempotent=idempotent,
         )
 
     if fn is not None:

@@ -110,7 +110,7 @@ EXPRESSION_PATTERN = (
 
 
 def calculator_tool() -> Tool:
-    @tool(name="calculator", timeout_s=5.0)
+    @tool(name="calculator", timeout_s=5.0, idempotent=True)
     def calculator(expression: Annotated[str, Field(pattern=EXPRESSION_PATTERN)]) -> str:
         """Evaluate an arithmetic expression exactly (integers) or in floating point.
         Supports + - * / // % ** (or ^), parentheses, pi, e, and sqrt, log, exp, sin, cos,

@@ -181,6 +181,10 @@ def _wrap(session: Any, spec: Any, *, timeout_s: float, prefix: str, alive: dict
         parameters=schema,
         fn=call,
         timeout_s=timeout_s + 1.0,  # the MCP limit above, whose message names the server, fires first
+        # the server's own word on whether a repeated call is harmless (MCP tool annotations);
+        # on resume, only such a call is re-run when the process stopped during it
+        idempotent=bool(_field(_field(spec, "annotations", default=None) or {}, "idempotentHint",
+                               "idempotent_hint", default=False)),
     )
 
 

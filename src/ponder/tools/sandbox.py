@@ -364,6 +364,7 @@ def python_tool(
         fn=run_python,
         timeout_s=timeout_s + 10.0,  # the sandbox's own timeout fires first and says why
         max_output_chars=max_output_chars * 2 + 500,
+        idempotent=True,  # a fresh sandbox per call, nothing persists: running it twice does no harm
     )
 
 

@@ -45,7 +45,8 @@ class Blackboard:
         """Stop reporting writes (the owner's run is over; this drops the reference back to it)."""
         self._emit = None
 
-    def write(self, key: str, value: str, *, agent: str, step: int | None = None) -> Entry:
+    def write(self, key: str, value: str, *, agent: str, step: int | None = None, quiet: bool = False) -> Entry:
+        """Store a value (a new version of its key). `quiet`: replaying a journal, not an event."""
         key = key.strip()
         if not key:
             raise ValueError("memory key must be a non-empty string")
@@ -53,7 +54,7 @@ class Blackboard:
         e = Entry(key=key, value=value, agent=agent, step=step, version=(old.version + 1) if old else 1)
         self.entries[key] = e
         self.history.append(e)
-        if self._emit is not None:
+        if self._emit is not None and not quiet:
             self._emit(MemoryWrite(agent=agent, key=key, value=value, step=step))
         return e
 

@@ -46,7 +46,7 @@ class TaskRecord:
     answer: str | None = None
     error: str | None = None
     delivered_at: int | None = None  # orchestrator step whose tool call returned the result
-    started: float | None = None  # perf_counter
+    started: float | None = None  # time.time(), as event timestamps (a resumed run restores them)
     ended: float | None = None
     tokens: int = 0
 

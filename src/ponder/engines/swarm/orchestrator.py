@@ -1,28 +1,37 @@
-"""The orchestrator: a model-driven agent whose tools create, run and await sub-agents.
+"""The orchestrator: the shared agent loop, specialised by its step hooks, whose tools
+create, run and await sub-agents.
 
 Nothing about the workflow is predefined: the model writes each sub-agent's
 instructions, picks its tools from those the swarm was given, and decides what depends
 on what. For small constrained-decoding models (the embedded backend) a *guided* mode
 offers one tool per step (plan -> wait -> finish), each generated under its JSON
 schema, so a 135M model still produces a valid plan.
+
+What differs from the Interleaved defaults, all as hooks of `AgentLoop`: the tools offered
+per step (guided mode, the last step and an exhausted tool budget offer only `finish`),
+one tolerated model error, tools run one after another (a plan before its wait), a reply
+without a tool call and without text gets a nudge instead of ending the run, and
+`finish` ends the loop.
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from ...core.events import BudgetHit, ErrorEvent, ModelCallFinished, StepFinished, StepStarted, ToolResult
-from ...core.messages import Message
-from ...models.base import ChatRequest
-from ...tools.base import Tool, Toolbox, ToolFailure, result_message
+from ...core.events import ToolResult
+from ...core.messages import Message, ToolCall
+from ...models.base import ChatModel
+from ...tools.base import Tool, Toolbox, ToolFailure
+from ..base import Budgets, Outcome
+from ..loop import AgentLoop, StepPlan, Turn
 from . import prompts
+from .config import ORCH
 from .scheduler import DependencyError
 
 if TYPE_CHECKING:
-    from .engine import SwarmRun
+    from .state import SwarmRun
 
-ORCH = "orchestrator"
+__all__ = ["ORCH", "Orchestrator", "orchestrator_tools"]
 
 _STR = {"type": "string"}
 _STR_LIST = {"type": "array", "items": {"type": "string"}}
@@ -30,7 +39,7 @@ _STR_LIST = {"type": "array", "items": {"type": "string"}}
 
 def orchestrator_tools(run: SwarmRun) -> Toolbox:
     """The orchestrator's tools, bound to one run."""
-    sw = run.swarm
+    sw, cfg = run.swarm, run.cfg
     worker_tools = sw.toolbox.names() + ["memory_read", "memory_write"]
     tools_schema = {"type": "array", "items": {"type": "string", "enum": worker_tools}}
 
@@ -99,7 +108,7 @@ def orchestrator_tools(run: SwarmRun) -> Toolbox:
     return Toolbox([
         Tool("plan", "Create and start several sub-agents at once, one per subtask.",
              {"type": "object", "properties": {"subtasks": {"type": "array", "items": subtask,
-                                                            "minItems": sw.min_subtasks, "maxItems": sw.max_agents}},
+                                                            "minItems": cfg.min_subtasks, "maxItems": cfg.max_agents}},
               "required": ["subtasks"]}, plan, timeout_s=never),
         Tool("create_subagent", "Define a sub-agent: its name, instructions and the tools it may use.",
              {"type": "object", "properties": {"name": _STR, "instructions": _STR, "tools": tools_schema},
@@ -109,15 +118,16 @@ def orchestrator_tools(run: SwarmRun) -> Toolbox:
               "required": ["agent", "task"]}, assign_task, timeout_s=never),
         Tool("wait", "Wait for tasks and get their results as they finish (mode 'all' or 'any').",
              {"type": "object", "properties": {"task_ids": _STR_LIST, "mode": {"type": "string", "enum": ["all", "any"]}},
-              "required": []}, wait, timeout_s=never, max_output_chars=sw.wait_chars),
+              "required": []}, wait, timeout_s=never, max_output_chars=cfg.wait_chars, idempotent=True),
         Tool("memory_write", "Write a value to shared memory under a key.",
              {"type": "object", "properties": {"key": _STR, "value": _STR}, "required": ["key", "value"]},
-             memory_write, timeout_s=never),
+             memory_write, timeout_s=never, idempotent=True),
         Tool("memory_read", "Read shared memory: one key, or entries matching a query.",
              {"type": "object", "properties": {"key": _STR, "query": _STR}, "required": []}, memory_read,
-             timeout_s=never),
+             timeout_s=never, idempotent=True),
         Tool("finish", "Give the final answer, citing sub-agents as [agent-name].",
-             {"type": "object", "properties": {"answer": _STR}, "required": ["answer"]}, finish, timeout_s=never),
+             {"type": "object", "properties": {"answer": _STR}, "required": ["answer"]}, finish, timeout_s=never,
+             idempotent=True),
     ])
 
 
@@ -125,91 +135,70 @@ def _forced(name: str) -> dict[str, Any]:
     return {"type": "function", "function": {"name": name}}
 
 
-def _step_tools(run: SwarmRun, box: Toolbox, last: bool) -> tuple[list[dict[str, Any]], Any]:
-    """Which tools the next orchestrator call sees, and the tool_choice."""
-    if last or run.soft_budget:
-        return [box.get("finish").schema()], (_forced("finish") if run.swarm.guided_for(run) else None)  # type: ignore[union-attr]
-    if run.swarm.guided_for(run):
-        if not run.scheduler.tasks:
-            name = "plan"
-        elif run.scheduler.undelivered():
-            name = "wait"
+class Orchestrator(AgentLoop):
+    """The orchestrator's loop: `AgentLoop` with the swarm's step hooks (module docstring)."""
+
+    max_model_errors = 2  # one failed call is retried at the next step; two in a row end the run
+    concurrent_tools = False  # a plan must start before the wait that collects it
+    repeat_guard = False  # waiting again is normal
+
+    def __init__(self, model: ChatModel, box: Toolbox, run: SwarmRun, *, system_prompt: str, guided: bool):
+        cfg = run.cfg
+        super().__init__(model, box, agent_id=ORCH, thinking="off", budgets=Budgets(max_steps=cfg.budgets.max_steps),
+                         system_prompt=system_prompt, verify_code=False, reask_missing_reasoning=False)
+        self.run = run
+        self.guided = guided
+        self.budget_label = "orchestrator "
+
+    def plan_step(self, turn: Turn) -> StepPlan:
+        run, box = self.run, self.toolbox
+        run.orch_step = turn.steps
+        last = turn.steps >= self.budgets.max_steps
+        if last or run.soft_budget:
+            tools = [box.get("finish").schema()]  # type: ignore[union-attr]
+            choice: Any = _forced("finish") if self.guided else None
+        elif self.guided:
+            name = "plan" if not run.scheduler.tasks else "wait" if run.scheduler.undelivered() else "finish"
+            tools, choice = [box.get(name).schema()], _forced(name)  # type: ignore[union-attr]
         else:
-            name = "finish"
-        return [box.get(name).schema()], _forced(name)  # type: ignore[union-attr]
-    return box.schemas(), None
+            tools, choice = box.schemas(), None
+        extra: tuple[Message, ...] = ()
+        if last:
+            extra = (Message.user(prompts.LAST_STEP),)
+        elif run.soft_budget:
+            extra = (Message.user(prompts.SOFT_BUDGET.format(budget=run.soft_budget)),)
+        return StepPlan(tools=tools, tool_choice=choice, extra=extra, thinking=run.cfg.orch_thinking,
+                        max_tokens=run.cfg.orch_max_tokens)
 
+    def on_answer(self, turn: Turn, msg: Message) -> Outcome | None:
+        if msg.content and msg.content.strip():
+            return Outcome("ok", msg.content, None)
+        self.append(Message.user(prompts.NO_ACTION))
+        return None
 
-async def orchestrate(run: SwarmRun) -> tuple[str, str | None, str | None]:
-    """The orchestrator loop. Returns (status, answer, reason); events go through run.emit."""
-    sw = run.swarm
-    box = orchestrator_tools(run)
-    tool_list = ", ".join(f"{t.name} ({t.description.splitlines()[0][:80]})" for t in sw.toolbox) or "(none)"
-    system = sw.system_prompt or prompts.ORCHESTRATOR_SYSTEM.format(
-        tool_list=tool_list + "; memory_read, memory_write", max_parallel=sw.max_parallel,
-        max_steps=sw.budgets.max_steps, sub_steps=sw.sub_budgets.max_steps)
-    msgs = run.orch_messages
-    msgs += [Message.system(system), Message.user(run.task)]
-    errors = 0
-    max_steps = sw.budgets.max_steps
-    for step in range(1, max_steps + 1):
-        if run.stopped is not None:  # cancellation can be swallowed by wait_for (3.11): check too
-            return run.stopped
-        run.orch_step = step
-        run.emit(StepStarted(step=step, agent=ORCH))
-        last = step == max_steps
-        schemas, choice = _step_tools(run, box, last)
-        extra = [Message.user(prompts.LAST_STEP)] if last else []
-        if run.soft_budget and not last:
-            extra = [Message.user(prompts.SOFT_BUDGET.format(budget=run.soft_budget))]
-        req = ChatRequest(messages=msgs + extra, tools=schemas, tool_choice=choice, thinking=sw.orch_thinking,
-                          max_tokens=sw.orch_max_tokens)
-        final: ModelCallFinished | None = None
-        err: ErrorEvent | None = None
-        async for ev in sw.model.stream(req, agent=ORCH):
-            run.emit(ev)
-            if isinstance(ev, ModelCallFinished):
-                final = ev
-            elif isinstance(ev, ErrorEvent):
-                err = ev
-        if final is None:
-            errors += 1
-            reason = f"orchestrator model error: {err.message if err else 'no result'}"
-            run.emit(StepFinished(step=step, tool_calls=0, had_reasoning=False, note=reason, agent=ORCH))
-            if errors >= 2:
-                return "error", None, reason
-            await asyncio.sleep(0)
-            continue
-        errors = 0
-        msg = final.message
-        msgs.append(msg)
-        had = bool(msg.reasoning and msg.reasoning.text.strip())
-        if msg.reasoning and msg.reasoning.text:
-            run.orch_reasoning.append(msg.reasoning.text)
-        if not msg.tool_calls:
-            run.emit(StepFinished(step=step, tool_calls=0, had_reasoning=had, agent=ORCH))
-            if msg.content and msg.content.strip():
-                return "ok", msg.content, None
-            msgs.append(Message.user(prompts.NO_ACTION))
-            continue
-        allowed = {s["function"]["name"] for s in schemas}
-        for call in msg.tool_calls:
-            if run.finished or call.name not in allowed:
-                text = ("not run: the run finished" if run.finished else
-                        f"ERROR: tool {call.name!r} is not available at this step; use one of {sorted(allowed)}")
-                msgs.append(Message.tool(call.id, text, call.name))
-                continue
-            async for ev in box.execute(call, agent=ORCH):
-                run.emit(ev)
-                if isinstance(ev, ToolResult):
-                    msgs.append(result_message(ev))
-            if run.stopped is not None:
-                return run.stopped
-        run.emit(StepFinished(step=step, tool_calls=len(msg.tool_calls), had_reasoning=had, agent=ORCH))
-        if run.finished:
-            if run.soft_budget:
-                return "budget", run.answer, f"swarm {run.soft_budget} budget reached"
-            return "ok", run.answer, None
-    run.budget_hits.append("max_steps")
-    run.emit(BudgetHit(budget="max_steps", limit=float(max_steps), value=float(max_steps), agent=ORCH))
-    return "budget", None, f"orchestrator step budget reached ({max_steps} steps)"
+    def skip_call(self, turn: Turn, call: ToolCall) -> str | None:
+        return "not run: the run finished" if self.run.finished else None
+
+    def recover_call(self, turn: Turn, call: ToolCall) -> ToolResult | Literal["rerun"] | None:
+        """The orchestration tools' effects live only in the journal: a `plan` or `assign_task`
+        whose sub-agents reached it took effect (its result is rebuilt); one that left nothing
+        there never happened, so it runs again, as does `create_subagent`."""
+        if call.name in ("plan", "assign_task"):
+            made = [t for t in self.run.scheduler.tasks.values() if t.rec.launched_at == turn.steps]
+            if not made:
+                return "rerun"
+            lines = [f"- {t.rec.task_id}: {t.spec.name}" for t in made]
+            text = (f"started {len(made)} sub-agents (recovered from the journal):\n" + "\n".join(lines)
+                    + "\nCall wait to collect their results.")
+            return ToolResult(call_id=call.id, name=call.name, ok=True, content=text, agent=ORCH)
+        if call.name == "create_subagent":
+            return "rerun"
+        return None
+
+    def after_tools(self, turn: Turn) -> Outcome | None:
+        run = self.run
+        if not run.finished:
+            return None
+        if run.soft_budget:
+            return Outcome("budget", run.answer, f"swarm {run.soft_budget} budget reached")
+        return Outcome("ok", run.answer, None)

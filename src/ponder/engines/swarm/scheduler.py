@@ -118,11 +118,17 @@ class Scheduler:
         self.running = 0
         self.peak = 0
         self._changed = asyncio.Event()
-        self._seq = 0
+        self.seq = 0  # the last task number handed out
 
     def new_id(self) -> str:
-        self._seq += 1
-        return f"t{self._seq}"
+        self.seq += 1
+        return f"t{self.seq}"
+
+    def restore(self, task: Task) -> Task:
+        """Add a task that finished in an earlier attempt (resume): done, never run again."""
+        self.tasks[task.rec.task_id] = task
+        task.done.set()
+        return task
 
     def submit(self, task: Task) -> Task:
         tid = task.rec.task_id
@@ -142,7 +148,7 @@ class Scheduler:
                 await self.tasks[d].done.wait()
             async with self._sem:
                 rec.status = "running"
-                rec.started = time.perf_counter()
+                rec.started = time.time()
                 self.running += 1
                 if self.running > self.peak:
                     self.peak = self.running
@@ -152,7 +158,7 @@ class Scheduler:
                         rec.status = "ok"
                 finally:
                     self.running -= 1
-                    rec.ended = time.perf_counter()
+                    rec.ended = time.time()
         except asyncio.CancelledError:
             rec.status = "cancelled"
             rec.error = rec.error or "cancelled"

@@ -2,8 +2,8 @@
 
 A trajectory is rebuilt from the event stream alone, so it can come from a live
 `RunResult` or from the run store long after the process exited: per agent, the
-messages it saw and wrote (system and task from the run's metrics, then assistant
-messages with their reasoning and tool calls, then tool results), the tool calls with
+messages it saw and wrote, exactly as it had them (its `message_appended` events: system
+prompt, task, assistant messages with reasoning and tool calls, tool results), the tool calls with
 outcomes, and the run's reward components (`r_parallel`, `r_finish`, `r_perf`, `r_parl`).
 """
 
@@ -17,8 +17,10 @@ from typing import Any
 from ...core.events import (
     AgentFinished,
     AgentSpawned,
+    MessageAppended,
     ModelCallFinished,
     RunFinished,
+    RunStarted,
     ToolResult,
     ToolStarted,
 )
@@ -32,45 +34,48 @@ def trajectory(events: Iterable[Any], *, task: str | None = None, run_id: str | 
                mode: str | None = None) -> dict[str, Any]:
     evs = list(events)
     fin = next((e for e in reversed(evs) if isinstance(e, RunFinished)), None)
-    metrics = fin.metrics if fin is not None else {}
+    metrics = fin.metrics.model_dump() if fin is not None else {}
     extra = metrics.get("extra") or {}
-    inputs: dict[str, dict[str, str]] = extra.get("agent_inputs") or {}
+    start = next((e for e in evs if isinstance(e, RunStarted)), None)
+    task = task if task is not None else (start.task if start is not None else None)
+    final_agent = fin.agent if fin is not None else (start.agent if start is not None else "main")
+    # conversations as the agents had them: every message they appended, in order (journals
+    # older than `message_appended` events are rebuilt from the calls and tool results)
+    exact = any(isinstance(e, MessageAppended) for e in evs)
     agents: dict[str, dict[str, Any]] = {}
-    final_agent = fin.agent if fin is not None else "main"
 
     def agent(aid: str) -> dict[str, Any]:
         a = agents.get(aid)
         if a is None:
-            role = "orchestrator" if aid == final_agent else "subagent"
-            msgs: list[dict[str, Any]] = []
-            if role == "orchestrator":
-                if extra.get("orchestrator_system"):
-                    msgs.append(Message.system(extra["orchestrator_system"]).model_dump(mode="json", exclude_none=True))
-                if task:
-                    msgs.append(Message.user(task).model_dump(mode="json", exclude_none=True))
-            elif aid in inputs:
-                msgs.append(Message.system(inputs[aid]["system"]).model_dump(mode="json", exclude_none=True))
-                msgs.append(Message.user(inputs[aid]["user"]).model_dump(mode="json", exclude_none=True))
+            role = "orchestrator" if aid == final_agent and mode != "interleaved" else (
+                "agent" if aid == final_agent else "subagent")
             a = agents[aid] = {"role": role, "name": aid, "goal": None, "status": None, "steps": None,
-                               "messages": msgs, "tool_calls": []}
+                               "messages": [], "tool_calls": []}
         return a
 
     started: dict[str, dict[str, Any]] = {}
     for ev in evs:
-        if isinstance(ev, AgentSpawned):
+        if isinstance(ev, MessageAppended):
+            msgs = agent(ev.agent)["messages"]
+            d = ev.message.model_dump(mode="json", exclude_none=True)
+            if ev.index < len(msgs):  # appended again by a resumed attempt
+                del msgs[ev.index:]
+            msgs.append(d)
+        elif isinstance(ev, AgentSpawned):
             a = agent(ev.agent_id)
             a.update(name=ev.name, goal=ev.goal, depends_on=ev.depends_on, model=ev.model)
-            if not a["messages"] and ev.agent_id not in inputs:
+            if not exact and not a["messages"]:
                 a["messages"].append(Message.user(ev.goal).model_dump(mode="json", exclude_none=True))
-        elif isinstance(ev, ModelCallFinished):
+        elif isinstance(ev, ModelCallFinished) and not exact:
             agent(ev.agent)["messages"].append(ev.message.model_dump(mode="json", exclude_none=True))
         elif isinstance(ev, ToolStarted):
             started[ev.call_id] = {"arguments": ev.arguments}
         elif isinstance(ev, ToolResult):
             a = agent(ev.agent)
-            content = ev.content if ev.ok else ("ERROR: " + (ev.content or ev.error or "tool failed")).replace(
-                "ERROR: ERROR: ", "ERROR: ")
-            a["messages"].append(Message.tool(ev.call_id, content, ev.name).model_dump(mode="json", exclude_none=True))
+            if not exact:
+                content = ev.content if ev.ok else ("ERROR: " + (ev.content or ev.error or "tool failed")).replace(
+                    "ERROR: ERROR: ", "ERROR: ")
+                a["messages"].append(Message.tool(ev.call_id, content, ev.name).model_dump(mode="json", exclude_none=True))
             a["tool_calls"].append({"call_id": ev.call_id, "name": ev.name,
                                     "arguments": started.pop(ev.call_id, {}).get("arguments", {}),
                                     "ok": ev.ok, "duration_s": round(ev.duration_s, 6)})
@@ -79,10 +84,11 @@ def trajectory(events: Iterable[Any], *, task: str | None = None, run_id: str | 
             a.update(status=ev.status, steps=ev.steps, answer=ev.answer, error=ev.error)
     if fin is not None:
         o = agent(final_agent)
-        o.update(status=fin.status, answer=fin.answer, steps=extra.get("orchestrator_steps", metrics.get("steps")))
+        o.update(status=fin.status, answer=fin.answer,
+                 steps=fin.metrics.orchestrator_steps if final_agent == "orchestrator" else fin.metrics.steps)
     return {
-        "run_id": run_id,
-        "mode": mode,
+        "run_id": run_id or (start.run_id if start is not None else None),
+        "mode": mode or (start.mode if start is not None else None),
         "task": task,
         "status": fin.status if fin else "interrupted",
         "answer": fin.answer if fin else None,
