@@ -32,6 +32,7 @@ from ..core.messages import ToolCall, Usage
 from .base import CallAssembler, ChatModel, ChatRequest
 from .catalog import ModelSpec
 from .dialects import Dialect, get_dialect, parse_arguments
+from .profiles import RequestRefused, check_request, translate_error
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 _TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
@@ -126,6 +127,8 @@ class OpenAICompatModel(ChatModel):
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        headers.update(spec.request_headers())  # per-model headers (gateways, routers) may override
+        self._secrets = [self._key, *spec.secret_header_values()]
         self._headers = CIMultiDict(headers)  # aiohttp's own type: not converted again on every post
         self.url = spec.base_url.rstrip("/") + self.path
         self.max_retries = max_retries
@@ -144,7 +147,7 @@ class OpenAICompatModel(ChatModel):
         return self.dialect.build_body(self.spec, request, stream=self.streaming)
 
     def _clean(self, text: str) -> str:
-        return redact(text, [self._key])
+        return redact(text, self._secrets)
 
     def client(self) -> aiohttp.ClientSession:
         return self._client or shared_client(self.spec.base_url or "", read_timeout_s=self.timeout_s)
@@ -159,8 +162,13 @@ class OpenAICompatModel(ChatModel):
         await asyncio.sleep(min(delay, 30.0) * (0.5 + random.random()))
 
     async def stream(self, request: ChatRequest, *, agent: str = "main") -> AsyncIterator[Event]:
-        body = self.build_body(request)
         asm = CallAssembler(self.spec, agent, self.dialect.name)
+        try:
+            check_request(self.spec, request)  # what the profile says the provider would reject
+        except RequestRefused as e:
+            yield asm.error(e)
+            return
+        body = self.build_body(request)
         attempt = 0
         while True:
             try:
@@ -205,7 +213,8 @@ class OpenAICompatModel(ChatModel):
         if resp.status in RETRY_STATUS:
             raise _Retry(f"HTTP {resp.status}: {msg}", status=resp.status, retry_after=resp.headers.get("Retry-After"))
         hint = {401: " (check the API key)", 404: " (check base_url and model id)"}.get(resp.status, "")
-        raise ModelError(f"{self.spec.name}: HTTP {resp.status}{hint}: {msg}", status=resp.status, provider_message=msg)
+        rule = translate_error(self.spec, resp.status, msg)  # a known provider rule, said plainly
+        raise ModelError(rule or f"{self.spec.name}: HTTP {resp.status}{hint}: {msg}", status=resp.status, provider_message=msg)
 
     async def _post_once(self, body: bytes, asm: CallAssembler, request: ChatRequest) -> AsyncIterator[Event]:
         resp = await self._send(body)
