@@ -101,3 +101,31 @@ async def test_openai_sdk_is_a_wire_peer_of_the_same_server(llama_server):
     await client.close()
     ours = await model(f"llamacpp:{llama_server}#smollm2").complete(REQ)
     assert ours.message.content == sdk.choices[0].message.content
+
+
+async def test_probe_against_the_real_llama_cpp_server(llama_server, tmp_path, monkeypatch):
+    """`ponder probe` against a real server: what it reports must match what the server does."""
+    from ponder.models.catalog import resolve
+    from ponder.models.probe import probe, save_profile
+
+    monkeypatch.setenv("PONDER_MODELS", str(tmp_path / "models.toml"))
+    spec = resolve(f"llamacpp:{llama_server}#smollm2")
+    r = await probe(spec, max_tokens=48, timeout_s=120)
+    v = {c.name: c.result for c in r.checks}
+    # llama-cpp-python: no usage chunk in streams, sampling overridable, every tool_choice accepted,
+    # no reasoning, reasoning_content accepted but not rendered by SmolLM2's template, no vision
+    assert v["stream_usage"] == "no" and r.observed["stream_usage"] is False
+    assert v["sampling"] == "overridable" and r.observed["fixed_sampling"] == []
+    assert r.observed["tool_choice"] == ["auto", "none", "required", "function"]
+    assert v["thinking"] == "never" and r.observed["native_thinking"] is False
+    assert v["replay"] == "ignored" and "same prompt tokens" in r.check("replay").detail
+    assert r.observed["strict"] is False and r.observed["replay"] == "never"
+    assert v["vision"] == "no" and r.observed["vision"] is False
+    # a named tool call, streamed through ponder's transport: llama_cpp.server repeats the name in
+    # every delta; until the transport stops joining them the probe must say so, naming it
+    assert v["tool_call_stream"] in ("ok", "garbled")
+    if v["tool_call_stream"] == "garbled":
+        assert "get_weatherget_weather" in r.check("tool_call_stream").detail
+    save_profile(r, spec, "smollm2-server")
+    saved = resolve("smollm2-server")
+    assert saved.base_url == llama_server and not saved.profile.native_thinking and saved.profile.replay == "never"

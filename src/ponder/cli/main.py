@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import chat, compare, corpus, run, serve, swarm_cmd, tco
+from . import chat, compare, corpus, probe, run, serve, swarm_cmd, tco
 
 app = typer.Typer(
     name="ponder",
@@ -13,7 +13,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals may hold API keys
 )
 
-for _mod in (chat, run, swarm_cmd, compare, corpus, tco, serve):
+for _mod in (chat, probe, run, swarm_cmd, compare, corpus, tco, serve):
     _mod.register(app)
 
 
