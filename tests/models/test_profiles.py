@@ -309,3 +309,14 @@ def test_minimax_keeps_reasoning_inline_as_think_tags():
     asst = [m for m in p["messages"] if m["role"] == "assistant"]
     assert [m["content"] for m in asst] == ["<think>R1</think>", "<think>R2</think>done", ""]
     assert all("reasoning_content" not in m for m in asst) and "clear_thinking" not in str(p)
+
+
+def test_legacy_top_level_native_thinking_and_dialect_names_still_work(tmp_path, monkeypatch):
+    cfg = tmp_path / "models.toml"
+    cfg.write_text('[models."deepseek-chat"]\nnative_thinking = true\n'
+                   '[models.rawglm]\nbase_url = "http://127.0.0.1:1/v1"\ndialect = "glm-raw"\n')
+    monkeypatch.setenv("PONDER_MODELS", str(cfg))
+    assert resolve("deepseek-chat").capabilities.native_thinking
+    r = resolve("rawglm")
+    assert (r.backend, r.dialect) == ("raw-completions", "glm")
+    assert type(model("rawglm")).__name__ == "RawCompletionModel"

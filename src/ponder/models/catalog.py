@@ -88,8 +88,8 @@ class ModelSpec(BaseModel):
         prof = data.get("profile")
         if not isinstance(prof, Profile):
             over = dict(prof) if isinstance(prof, dict) else {}
-            if "native_thinking" in data:
-                over.setdefault("native_thinking", data.pop("native_thinking"))
+            if "native_thinking" in data:  # the old top-level field: it wins, as it did before profiles
+                over["native_thinking"] = data.pop("native_thinking")
             data["profile"] = {**dialect_defaults(str(data.get("dialect"))), **over}
         else:
             data.pop("native_thinking", None)
