@@ -397,7 +397,8 @@ class Prober:
         prof = self.spec.profile.model_copy(update={k: v for k, v in report.observed.items()
                                                      if k in ("fixed_sampling", "tool_choice")})
         spec = self.spec.model_copy(update={"profile": Profile.model_validate(prof.model_dump())})
-        m = OpenAICompatModel(spec, api_key=self.key or None, max_retries=0, timeout_s=self.timeout.total or 120.0)
+        session = aiohttp.ClientSession(timeout=self.timeout)  # its own pool: nothing shared is closed after
+        m = OpenAICompatModel(spec, api_key=self.key or None, max_retries=0, client=session)
         allowed = report.observed.get("tool_choice") or ["auto"]
         try:
             choice = "required" if "required" in allowed else "auto" if "auto" in allowed else None
@@ -418,10 +419,7 @@ class Prober:
             streamed = await self._complete(m, "What is the weather in Paris?", choice2)
             await self._check_stream_names(report, streamed, choice2)
         finally:
-            await m.aclose()
-            from .openai_compat import close_clients
-
-            await close_clients()
+            await session.close()
 
     async def _complete(self, m: Any, prompt: str, choice: Any) -> ModelCallFinished | str:
         req = ChatRequest(messages=[Message.user(prompt)], tools=[WEATHER], tool_choice=choice, max_tokens=self.max_tokens)
