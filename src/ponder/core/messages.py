@@ -130,7 +130,9 @@ class Message(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str | None = None  # role == "tool": the call this result answers
     name: str | None = None  # role == "tool": the tool's name
-    images: list[Image] = Field(default_factory=list)  # role == "user": image inputs, sent before the text
+    # role == "user": image inputs, sent before the text. None (not []) when there are none, so
+    # messages without images serialize exactly as before (exclude_none: events, trajectories)
+    images: list[Image] | None = None
     # The exact text the model generated for this turn, when the backend knows it (embedded,
     # raw completions): re-rendering it byte-for-byte keeps the KV prefix cache valid.
     raw: str | None = None
