@@ -58,3 +58,18 @@ async def test_malformed_raw_call_becomes_visible_text_not_a_crash():
     async with MockOpenAIServer(lambda p, n: raw_reply(out)) as srv:
         fin = await model(f"kimi-raw:{srv.base_url}#k2").complete(ChatRequest(messages=[Message.user("x")]))
     assert fin.message.tool_calls == [] and "unparseable tool call" in fin.message.content
+
+
+async def test_raw_mode_shares_the_fault_handling():
+    """A malformed chunk in a raw-completions stream ends in StreamDamaged with the rest kept;
+    a whole JSON reply to the stream request is parsed like a stream."""
+    damaged = raw_reply("</think>Hello there, friend.", size=6)
+    damaged.sse[2] = b'{"choices": [{"index": 0, "text": "o th'  # "o ther", cut short: its text is lost
+    async with MockOpenAIServer(lambda p, n: damaged) as srv:
+        evs = [ev async for ev in model(f"glm-raw:{srv.base_url}#glm").stream(ChatRequest(messages=[Message.user("x")]))]
+    assert evs[-1].error_type == "StreamDamaged" and evs[-1].partial.content == "Helle, friend."
+
+    whole = {"choices": [{"text": "</think>All at once.", "finish_reason": "stop"}], "usage": {"prompt_tokens": 5, "completion_tokens": 4}}
+    async with MockOpenAIServer(lambda p, n: MockReply(json_body=whole)) as srv:
+        fin = await model(f"glm-raw:{srv.base_url}#glm").complete(ChatRequest(messages=[Message.user("x")]))
+    assert fin.message.content == "All at once." and fin.usage.completion_tokens == 4

@@ -86,7 +86,8 @@ def test_expert_parallel_spreads_expert_weights():
 
 @pytest.mark.parametrize(
     ("kw", "msg"),
-    [({"tp": 3}, "multiply"), ({"ep": 3}, "divide"), ({"precision": "fp4"}, "choose one of"),
+    [({"tp": 3}, "multiply"), ({"ep": 3}, "divide"), ({"precision": "fp2"}, "choose one of"),
+     ({"precision": "fp4"}, "no FP4 tensor cores"),
      ({"tp": 8, "dp": 2}, "multiply"), ({"kv_dtype": "int2"}, "KV-cache dtype")],
 )
 def test_bad_layouts_are_named(kw, msg):

@@ -35,6 +35,15 @@ def fail(reason: str) -> str:
 
 
 @server.tool()
+async def sleepy(seconds: float) -> str:
+    """Answer after `seconds` (a stuck server, for call timeouts)."""
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    return "awake"
+
+
+@server.tool()
 def env_keys() -> str:
     """Names of the environment variables the server sees (to check none leak)."""
     return ",".join(sorted(os.environ))

@@ -7,13 +7,14 @@ import asyncio
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from ponder.core.messages import ToolCall
 from ponder.tools import Toolbox
-from ponder.tools.mcp import mcp_tools
+from ponder.tools.mcp import MCPStartupError, mcp_tools
 
 SERVER = str(Path(__file__).with_name("mcp_test_server.py"))
 
@@ -82,3 +83,65 @@ async def test_needs_exactly_one_transport() -> None:
     with pytest.raises(ValueError, match="exactly one of"):
         async with mcp_tools():
             pass
+
+
+async def test_a_stuck_call_ends_at_the_call_timeout_naming_the_server_and_the_session_survives() -> None:
+    async with mcp_tools(stdio=[sys.executable, SERVER, "stdio"], timeout_s=0.5) as tools:
+        box = Toolbox(tools)
+        t0 = time.perf_counter()
+        r = await box.run(ToolCall(id="1", name="sleepy", arguments={"seconds": 30}))
+        took = time.perf_counter() - t0
+        assert not r.ok and "did not answer within 0.5 s (timeout_s)" in r.error and "mcp_test_server.py" in r.error
+        assert took < 3.0
+        r = await box.run(ToolCall(id="2", name="add", arguments={"a": 1, "b": 2}))
+        assert r.ok and r.content == "3"
+
+
+NOT_MCP = {
+    # command -> what the one-line error must say
+    "prints_and_exits": ([sys.executable, "-c", "print('hello, I am a web app'); import sys; "
+                          "sys.stderr.write('listening on 8080\\n')"],
+                         ["exited (or closed its stdout) during start-up", "'hello, I am a web app'",
+                          "is this command an MCP server?", "its stderr ends: 'listening on 8080'"]),
+    "silent_forever": ([sys.executable, "-c", "import time; time.sleep(60)"],
+                       ["did not complete the MCP handshake within 1 s (startup_timeout_s)", "raise startup_timeout_s"]),
+    "not_installed": (["ponder-no-such-mcp-server"], ["'ponder-no-such-mcp-server' was not found on PATH", "full path"]),
+    "bad_path": (["./no/such/server.py"], ["'./no/such/server.py' does not exist"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_MCP))
+async def test_a_command_that_is_not_an_mcp_server_fails_fast_with_one_line(case, capfd) -> None:
+    cmd, says = NOT_MCP[case]
+    t0 = time.perf_counter()
+    with pytest.raises(MCPStartupError) as info:
+        async with mcp_tools(stdio=cmd, startup_timeout_s=1):
+            pass
+    took = time.perf_counter() - t0
+    msg = str(info.value)
+    assert "\n" not in msg and all(s in msg for s in says), msg
+    assert took < 5.0  # the start-up limit (1 s) plus the SDK's process shutdown
+    assert "Traceback" not in capfd.readouterr().err  # the SDK's parse-error tracebacks are quieted
+
+
+async def test_an_http_server_that_is_not_there_fails_with_one_line() -> None:
+    with pytest.raises(MCPStartupError, match=r"MCP server at http://127.0.0.1:\d+/mcp failed .*; check the URL"):
+        async with mcp_tools(url=f"http://127.0.0.1:{_free_port()}/mcp", startup_timeout_s=5):
+            pass
+
+
+async def test_errors_inside_the_block_come_out_as_themselves() -> None:
+    with pytest.raises(KeyError, match="mine"):
+        async with mcp_tools(stdio=[sys.executable, SERVER, "stdio"]):
+            raise KeyError("mine")
+
+
+async def test_a_cancellation_from_outside_during_start_up_stays_a_cancellation() -> None:
+    async def start() -> None:
+        async with mcp_tools(stdio=[sys.executable, "-c", "import time; time.sleep(60)"], startup_timeout_s=30):
+            pass
+
+    t0 = time.perf_counter()
+    with pytest.raises(TimeoutError):  # asyncio.wait_for's, not an MCPStartupError
+        await asyncio.wait_for(start(), 0.5)
+    assert time.perf_counter() - t0 < 5.0

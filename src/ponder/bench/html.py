@@ -150,7 +150,9 @@ def latency_chart(records: list[TaskRecord]) -> str:
             f'bar: median, dots: tasks)</figcaption></figure>')
 
 
-def render_html(records: list[TaskRecord], comparison_id: str, config: dict[str, object] | None = None) -> str:
+def render_html(records: list[TaskRecord], comparison_id: str, config: dict[str, object] | None = None,
+                tco_svg: str | None = None) -> str:
+    """`tco_svg`: a serving-cost Pareto chart from `ponder.tco.pareto_svg`, shown when given."""
     rows = aggregate(records)
     sp = speedups(records)
     suites = sorted({r.suite for r in rows})
@@ -191,14 +193,15 @@ code{{background:#f4f4f4;padding:1px 4px}}</style></head><body>
 <h2>Per suite and mode</h2><table>{head}{''.join(body)}</table>
 <h2>Swarm vs interleaved</h2><ul>{speed or '<li>run both modes to compare</li>'}</ul>
 <h2>Charts</h2>{pareto_chart(records)}{steps_chart(records)}{latency_chart(records)}
+{'<h2>Serving cost (ponder tco)</h2>' + tco_svg if tco_svg else ''}
 <h2>Router (--mode auto)</h2>{router_html}
 <h2>Errors</h2><ul>{err_html or '<li>none</li>'}</ul>
 </body></html>"""
 
 
 def write_html(records: list[TaskRecord], comparison_id: str, out: str | Path | None = None,
-               config: dict[str, object] | None = None) -> Path:
+               config: dict[str, object] | None = None, tco_svg: str | None = None) -> Path:
     path = Path(out) if out else Path("reports") / f"compare-{comparison_id}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(records, comparison_id, config), encoding="utf-8")
+    path.write_text(render_html(records, comparison_id, config, tco_svg), encoding="utf-8")
     return path

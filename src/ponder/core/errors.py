@@ -46,6 +46,15 @@ class StreamInterrupted(ModelError):
         self.partial = partial
 
 
+class StreamDamaged(ModelError):
+    """Data inside the stream was lost (a chunk that is not JSON) or repaired (invalid UTF-8
+    decoded with U+FFFD): the output is not what the model sent. What arrived is kept in
+    `partial`; the call does not count as a success."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retryable=True)
+
+
 class MalformedReply(ModelError):
     """The model answered, but not in the structure the engine asked for."""
 

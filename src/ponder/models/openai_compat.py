@@ -10,6 +10,17 @@ of client CPU per call here (its pool does work proportional to the number of po
 connections on every request) against 0.35–0.5 ms for aiohttp on the same fan-out
 (`benchmarks/call_overhead.py`, `benchmarks/swarm_fanout.py`). On 2 cores that is the
 difference between a swarm bound by the model's latency and one bound by its own client.
+
+Faults, and what each becomes (the contract engines rely on; see docs/architecture.md):
+
+* no connection, a timeout before the first chunk, 408/409/425/429/5xx: retried
+  (`max_retries`), never earlier than `Retry-After`, all attempts within `timeout_s`;
+* a stream cut, or silent for `idle_timeout_s`, after output arrived: `StreamInterrupted`
+  (not retried: it would repeat output), what arrived kept in the error's `partial`;
+* a chunk that is not JSON, or has invalid UTF-8 (repaired with U+FFFD): the stream is read
+  to its end, then the call ends in `StreamDamaged` with everything that arrived in `partial`;
+* an error object inside the stream, other 4xx: `ModelError` with the provider's message;
+* an HTML page where JSON was due (a proxy's error page): says so, with the fix.
 """
 
 from __future__ import annotations
@@ -17,49 +28,28 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
-import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict
 
 from ..core import fastjson
-from ..core.errors import MissingKeyError, ModelError, redact
+from ..core.errors import ConfigError, MissingKeyError, ModelError, StreamDamaged, StreamInterrupted, redact
 from ..core.events import Event
-from ..core.messages import ToolCall, Usage
+from ..core.messages import Usage
+from . import pool
 from .base import CallAssembler, ChatModel, ChatRequest
 from .catalog import ModelSpec
-from .dialects import Dialect, get_dialect, parse_arguments
+from .dialects import get_dialect
+from .pool import close_clients, shared_client  # noqa: F401 - public here since the first version
 from .profiles import RequestRefused, check_request, translate_error
+from .retry import RETRY_STATUS, backoff_delay, html_error, looks_html, provider_message, retry_after_s
+from .sse import ErrorChunk, SSEState, Stalled, Watchdog, sse_line
+from .tool_deltas import ToolCallAssembly
 
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 _TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
-
-# One pooled session per (event loop, endpoint): keep-alive, many concurrent streams.
-_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aiohttp.ClientSession]] = weakref.WeakKeyDictionary()
-
-
-def shared_client(base_url: str, *, max_connections: int = 512, read_timeout_s: float = 300.0) -> aiohttp.ClientSession:
-    loop = asyncio.get_running_loop()
-    per_loop = _CLIENTS.setdefault(loop, {})
-    client = per_loop.get(base_url)
-    if client is None or client.closed:
-        client = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=read_timeout_s),
-            read_bufsize=2**20,  # an SSE line may carry a large tool-call argument
-        )
-        per_loop[base_url] = client
-    return client
-
-
-async def close_clients() -> None:
-    """Close this event loop's pooled sessions (the CLI calls it before the loop ends)."""
-    loop = asyncio.get_running_loop()
-    for client in (_CLIENTS.pop(loop, None) or {}).values():
-        await client.close()
+_CONNECT_TIMEOUT = getattr(aiohttp, "ConnectionTimeoutError", ())
 
 
 def parse_usage(u: dict[str, Any] | None, reasoning_estimate: int = 0) -> Usage | None:
@@ -83,39 +73,38 @@ def parse_usage(u: dict[str, Any] | None, reasoning_estimate: int = 0) -> Usage 
     )
 
 
-def _provider_message(resp_text: str) -> str:
-    try:
-        data = json.loads(resp_text)
-        err = data.get("error", data)
-        if isinstance(err, dict):
-            return str(err.get("message") or err.get("msg") or err)[:500]
-        return str(err)[:500]
-    except (ValueError, AttributeError):
-        return resp_text[:500]
+def _text(value: Any) -> Any:
+    """A delta's text must be a string; anything else is a misshapen chunk."""
+    if value and type(value) is not str:
+        raise TypeError(f"text field holds {type(value).__name__}, not a string")
+    return value
 
 
-class _ToolCallBuffer:
-    """Accumulates streamed tool-call fragments by index until the call is complete."""
-
-    __slots__ = ("id", "name", "args")
-
-    def __init__(self) -> None:
-        self.id: str | None = None
-        self.name = ""
-        self.args: list[str] = []
-
-    def to_call(self, dialect: Dialect, idx: int) -> ToolCall:
-        raw = "".join(self.args)
-        args, err = parse_arguments(raw)
-        cid = self.id or dialect.tool_call_id(f"call_{idx}", self.name, idx)
-        return ToolCall(id=cid, name=self.name, arguments=args, raw_arguments=raw, parse_error=err)
+def _positive(name: str, value: float) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 class OpenAICompatModel(ChatModel):
+    """Options (all per model, passed to `model(name, ...)` or the constructor):
+
+    - `idle_timeout_s` (30): longest silence between two reads of a streamed reply once its
+      first chunk has arrived; a stall ends the call with its partial output.
+    - `first_byte_timeout_s` (60): longest wait for a streamed reply's first chunk (headers,
+      queueing and prefill); a timeout is retried like a 503 and counts toward `max_retries`.
+    - `connect_timeout_s` (10): longest TCP connect; retried likewise.
+    - `timeout_s` (300): all attempts of one call together, backoff included, until its reply
+      starts (streamed) or has arrived (not streamed).
+    - `max_retries` (3), `backoff_s` (0.5): retries of failures before any output.
+    """
+
     path = "/chat/completions"
 
     def __init__(self, spec: ModelSpec, *, api_key: str | None = None, max_retries: int = 3,
-                 backoff_s: float = 0.5, timeout_s: float = 300.0, stream: bool = True, client: aiohttp.ClientSession | None = None):
+                 backoff_s: float = 0.5, timeout_s: float = 300.0, idle_timeout_s: float = 30.0,
+                 first_byte_timeout_s: float = 60.0, connect_timeout_s: float = 10.0, stream: bool = True,
+                 client: aiohttp.ClientSession | None = None, max_connections: int = pool.DEFAULT_MAX_CONNECTIONS):
         if not spec.base_url:
             raise ModelError(f"model {spec.name!r} has no base_url: set one in the catalog or pass --base-url")
         self.spec = spec
@@ -133,9 +122,22 @@ class OpenAICompatModel(ChatModel):
         self.url = spec.base_url.rstrip("/") + self.path
         self.max_retries = max_retries
         self.backoff_s = backoff_s
-        self.timeout_s = timeout_s
+        self.timeout_s = _positive("timeout_s", timeout_s)
+        self.idle_timeout_s = _positive("idle_timeout_s", idle_timeout_s)
+        self.first_byte_timeout_s = _positive("first_byte_timeout_s", first_byte_timeout_s)
+        self.connect_timeout_s = _positive("connect_timeout_s", connect_timeout_s)
         self.streaming = stream
-        self._client = client
+        self._client = client  # given by the caller: used, never closed here
+        self._pool_key = pool.PoolKey(spec.base_url, max_connections)
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+        # Per-request timeouts (not the shared session's): the wait for the response headers.
+        # A stream's later silences are the watchdog's (first chunk, then idle).
+        self._first_wait = self.first_byte_timeout_s if stream else self.timeout_s
+        self._request_timeout = self._timeout(self._first_wait)
+
+    def _timeout(self, wait_s: float) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=None, sock_connect=min(self.connect_timeout_s, wait_s), sock_read=wait_s)
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAICompatModel(name={self.spec.name!r}, url={self.url!r}, dialect={self.dialect.name!r})"
@@ -149,18 +151,20 @@ class OpenAICompatModel(ChatModel):
     def _clean(self, text: str) -> str:
         return redact(text, self._secrets)
 
-    def client(self) -> aiohttp.ClientSession:
-        return self._client or shared_client(self.spec.base_url or "", read_timeout_s=self.timeout_s)
+    async def aclose(self) -> None:
+        """Release this model's hold on the pooled session (closed when no model holds it)."""
+        session, self._session = self._session, None
+        if session is not None and self._client is None:
+            await pool.release(self._pool_key, self)
 
-    async def _sleep_backoff(self, attempt: int, retry_after: str | None) -> None:
-        delay = self.backoff_s * (2**attempt)
-        if retry_after:
-            try:
-                delay = max(delay, float(retry_after))
-            except ValueError:
-                pass
-        await asyncio.sleep(min(delay, 30.0) * (0.5 + random.random()))
+    async def _acquire(self) -> aiohttp.ClientSession:
+        if self._client is not None:
+            return self._client
+        self._session = await pool.acquire(self._pool_key, self)
+        self._session_loop = asyncio.get_running_loop()
+        return self._session
 
+    # ---- one call, with retries ---------------------------------------------------------------
     async def stream(self, request: ChatRequest, *, agent: str = "main") -> AsyncIterator[Event]:
         asm = CallAssembler(self.spec, agent, self.dialect.name)
         try:
@@ -169,34 +173,60 @@ class OpenAICompatModel(ChatModel):
             yield asm.error(e)
             return
         body = self.build_body(request)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
         attempt = 0
         while True:
             try:
                 if self.streaming:
-                    async for ev in self._stream_once(body, asm, request):
+                    async for ev in self._stream_once(body, asm, request, deadline):
                         yield ev
                 else:
-                    async for ev in self._post_once(body, asm, request):
+                    async for ev in self._post_once(body, asm, request, deadline):
                         yield ev
                 return
             except _Retry as r:
-                if attempt >= self.max_retries:
-                    yield asm.error(ModelError(self._clean(f"{self.spec.name}: {r.reason} (after {attempt + 1} attempts)"),
+                delay = backoff_delay(attempt, self.backoff_s, r.retry_after)
+                left = deadline - loop.time()
+                if attempt >= self.max_retries or delay >= left:
+                    yield asm.error(ModelError(self._clean(self._give_up(r, attempt, delay, left)),
                                                status=r.status, retryable=True), retryable=True)
                     return
-                await self._sleep_backoff(attempt, r.retry_after)
+                await asyncio.sleep(delay)
                 attempt += 1
                 asm = CallAssembler(self.spec, agent, self.dialect.name)
-            except _Cut as e:
-                yield asm.error(ModelError(str(e), retryable=True), retryable=True)
-                return
             except ModelError as e:
                 yield asm.error(e, retryable=e.retryable)
                 return
 
-    async def _send(self, body: bytes) -> aiohttp.ClientResponse:
+    def _give_up(self, r: _Retry, attempt: int, delay: float, left: float) -> str:
+        tried = f"{attempt + 1} attempt{'s' if attempt else ''}"
+        if attempt >= self.max_retries:
+            return f"{self.spec.name}: {r.reason} (after {tried})"
+        wait = f"the server asks to wait {r.retry_after:g} s" if r.retry_after is not None else f"the next retry is due in {delay:.1f} s"
+        return (f"{self.spec.name}: {r.reason} (after {tried}; {wait}, beyond this call's timeout_s={self.timeout_s:g} "
+                f"with {max(left, 0.0):.1f} s left: retry later or raise timeout_s)")
+
+    def _wait_for(self, deadline: float) -> tuple[aiohttp.ClientTimeout, float]:
+        """This attempt's limit on the first wait: the configured one, or less near the deadline."""
+        left = deadline - asyncio.get_running_loop().time()
+        if left >= self._first_wait:
+            return self._request_timeout, self._first_wait
+        if left <= 0:
+            raise _Retry(f"no time left within timeout_s={self.timeout_s:g}")
+        return self._timeout(left), left
+
+    async def _send(self, body: bytes, limits: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+        session = self._session
+        if session is None or session.closed or self._session_loop is not asyncio.get_running_loop():
+            session = await self._acquire()
         try:
-            return await self.client().post(self.url, data=body, headers=self._headers)
+            return await session.post(self.url, data=body, headers=self._headers, timeout=limits)
+        except _CONNECT_TIMEOUT as e:
+            raise _Retry(f"could not connect to {self.url} within {self.connect_timeout_s:g} s (connect_timeout_s)") from e
+        except TimeoutError as e:
+            which = "first_byte_timeout_s" if self.streaming else "timeout_s"
+            raise _Retry(f"no response from {self.url} within {limits.sock_read:g} s ({which})") from e
         except _TRANSPORT_ERRORS as e:
             raise _Retry(f"{type(e).__name__} contacting {self.url}: {self._clean(str(e)) or 'no detail'}") from e
 
@@ -204,42 +234,88 @@ class OpenAICompatModel(ChatModel):
         if resp.status < 400:
             return
         try:
-            text = (await resp.read()).decode(errors="replace")
+            raw = await resp.read()
         except _TRANSPORT_ERRORS:
-            text = ""
+            raw = b""
         finally:
             resp.release()
-        msg = self._clean(_provider_message(text))
-        if resp.status in RETRY_STATUS:
-            raise _Retry(f"HTTP {resp.status}: {msg}", status=resp.status, retry_after=resp.headers.get("Retry-After"))
-        hint = {401: " (check the API key)", 404: " (check base_url and model id)"}.get(resp.status, "")
-        rule = translate_error(self.spec, resp.status, msg)  # a known provider rule, said plainly
-        raise ModelError(rule or f"{self.spec.name}: HTTP {resp.status}{hint}: {msg}", status=resp.status, provider_message=msg)
+        status = resp.status
+        said: str | None = None  # the provider's own message, when it sent one
+        if looks_html(resp.headers.get("Content-Type"), raw):
+            detail = self._clean(html_error(status, raw, self.url))
+        else:
+            said = self._clean(provider_message(raw.decode(errors="replace")))
+            hint = {401: " (check the API key)", 404: " (check base_url and model id)"}.get(status, "")
+            detail = f"HTTP {status}{hint}: {said}"
+        if status in RETRY_STATUS:
+            raise _Retry(detail, status=status, retry_after=retry_after_s(resp.headers))
+        rule = translate_error(self.spec, status, said) if said else None  # a known provider rule, said plainly
+        raise ModelError(rule or f"{self.spec.name}: {detail}", status=status, provider_message=said)
 
-    async def _post_once(self, body: bytes, asm: CallAssembler, request: ChatRequest) -> AsyncIterator[Event]:
-        resp = await self._send(body)
+    # ---- not streamed -------------------------------------------------------------------------
+    async def _post_once(self, body: bytes, asm: CallAssembler, request: ChatRequest, deadline: float) -> AsyncIterator[Event]:
+        timeout, _ = self._wait_for(deadline)
+        resp = await self._send(body, timeout)
         await self._check(resp)
         try:
-            data = json.loads(await resp.read())
+            raw = await resp.read()
         except _TRANSPORT_ERRORS as e:
             raise _Retry(f"{type(e).__name__} reading the response") from e
-        except ValueError as e:
-            raise ModelError(self._clean(f"{self.spec.name}: malformed response body: {e}")) from e
         finally:
             resp.release()
-        choice = (data.get("choices") or [{}])[0]
-        msg = choice.get("message") or {}
-        if r := self.dialect.reasoning_of(msg):
-            yield asm.reasoning_delta(r)  # type: ignore[misc]
-        if c := msg.get("content"):
-            yield asm.content_delta(c)  # type: ignore[misc]
-        for idx, tc in enumerate(msg.get("tool_calls") or []):
-            buf = _ToolCallBuffer()
-            buf.id, buf.name = tc.get("id"), (tc.get("function") or {}).get("name", "")
-            buf.args.append((tc.get("function") or {}).get("arguments") or "")
-            yield asm.tool_call(buf.to_call(self.dialect, idx))
-        for ev in asm.finish(self._usage(data.get("usage"), asm), choice.get("finish_reason")):
+        for ev in self._reply_events(self._json_body(resp, raw), asm):
             yield ev
+
+    def _json_body(self, resp: aiohttp.ClientResponse, raw: bytes) -> tuple[dict[str, Any], str | None]:
+        """A whole JSON reply and, if its bytes had to be repaired, what was repaired."""
+        ctype = resp.headers.get("Content-Type") or ""
+        if "json" not in ctype and looks_html(ctype, raw):
+            raise ModelError(self._clean(f"{self.spec.name}: {html_error(resp.status, raw, self.url)}"), status=resp.status)
+        damage = None
+        try:
+            data = json.loads(raw)
+        except UnicodeDecodeError:
+            damage = "the response body had invalid UTF-8, repaired (bad bytes replaced by U+FFFD)"
+            try:
+                data = json.loads(raw.decode("utf-8", "replace"))
+            except ValueError as e:
+                raise ModelError(self._clean(f"{self.spec.name}: malformed response body: {e}")) from e
+        except ValueError as e:
+            raise ModelError(self._clean(f"{self.spec.name}: malformed response body ({e}): {raw[:200]!r}")) from e
+        if not isinstance(data, dict):
+            raise ModelError(self._clean(f"{self.spec.name}: malformed response body (not a JSON object): {raw[:200]!r}"))
+        if data.get("error"):
+            raise ModelError(self._clean(f"{self.spec.name}: error in response: {provider_message(json.dumps(data))}"))
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise ModelError(self._clean(f"{self.spec.name}: the response has no choices: {raw[:200]!r}"))
+        return data, damage
+
+    def _reply_events(self, body: tuple[dict[str, Any], str | None], asm: CallAssembler) -> Iterator[Event]:
+        data, damage = body
+        choice = data["choices"][0]
+        msg = choice.get("message") or {}
+        try:
+            r = _text(self.dialect.reasoning_of(msg))
+            c = _text(msg.get("content"))
+            calls = ToolCallAssembly()
+            if tcs := msg.get("tool_calls"):
+                for idx, tc in enumerate(tcs):
+                    calls.add({**tc, "index": idx})
+        except (AttributeError, TypeError, ValueError) as e:
+            raise ModelError(self._clean(f"{self.spec.name}: malformed response body ({e}): "
+                                         f"{fastjson.dumps(msg)[:200]}")) from None
+        if r:
+            yield asm.reasoning_delta(r)  # type: ignore[misc]
+        if c:
+            yield asm.content_delta(c)  # type: ignore[misc]
+        if damage:  # the calls stay in the error's partial message, not run
+            asm.tool_calls.extend(calls.calls(self.dialect))
+            raise StreamDamaged(self._clean(f"{self.spec.name}: reply damaged: {damage}; partial output kept"))
+        if calls.buffers:
+            for call in calls.calls(self.dialect):
+                yield asm.tool_call(call)
+        yield from asm.finish(self._usage(data.get("usage"), asm), choice.get("finish_reason"))
 
     def _usage(self, raw: dict[str, Any] | None, asm: CallAssembler) -> Usage:
         n_reasoning = len(asm.reasoning)  # one token per streamed reasoning delta, when uncounted
@@ -248,16 +324,42 @@ class OpenAICompatModel(ChatModel):
             u = Usage(completion_tokens=len(asm.content) + n_reasoning, reasoning_tokens=n_reasoning)
         return u
 
-    async def _sse(self, resp: aiohttp.ClientResponse, state: _SSEState) -> AsyncIterator[list[dict[str, Any]]]:
+    # ---- streamed -----------------------------------------------------------------------------
+    async def _open_stream(self, body: bytes, deadline: float) -> tuple[aiohttp.ClientResponse, float, Any]:
+        """Send, check the status; (response, first-chunk limit, None) for an event stream, or
+        (response, limit, parsed body) when the server answered a stream request with JSON."""
+        timeout, first_wait = self._wait_for(deadline)
+        resp = await self._send(body, timeout)
+        await self._check(resp)
+        ctype = resp.headers.get("Content-Type") or ""
+        if "event-stream" in ctype:
+            return resp, first_wait, None
+        if "html" in ctype or "json" in ctype:  # a page, or a whole reply: read it all
+            try:
+                raw = await resp.read()
+            except _TRANSPORT_ERRORS as e:
+                raise _Retry(f"{type(e).__name__} reading the response") from e
+            finally:
+                resp.release()
+            return resp, first_wait, self._json_body(resp, raw)
+        return resp, first_wait, None  # no (or an odd) content type: read it as SSE
+
+    async def _sse(self, resp: aiohttp.ClientResponse, state: SSEState, first_wait: float) -> AsyncIterator[list[dict[str, Any]]]:
         """Yield the JSON chunks of an SSE response, a list per network read (one generator hop
-        per read, not per chunk). Transport failures before the first chunk are retryable
-        (`_Retry`); after it they are a cut stream (`_Cut`)."""
+        per read, not per chunk). Failures before the first chunk are retryable (`_Retry`);
+        after it they are a cut stream (`StreamInterrupted`), or `StreamDamaged` when chunks
+        were also lost or repaired."""
+        idle = self.idle_timeout_s
+        wd = Watchdog(resp, first_wait, step=idle)
+        clock = wd.clock
+        waiting_first = True
         try:
             # Split lines here rather than await aiohttp's readline per SSE line: that is a
             # coroutine and a buffer scan each, a visible cost at 100 concurrent streams.
             tail = b""
-            line = self._sse_line
+            line = sse_line
             async for block in resp.content.iter_any():
+                wd.last = clock()
                 if tail:
                     block = tail + block
                 lines = block.split(b"\n")
@@ -267,97 +369,86 @@ class OpenAICompatModel(ChatModel):
                     for raw in lines:
                         if (c := line(raw, state)) is not None:
                             chunks.append(c)
-                except ModelError:  # an error chunk: what came before it in this read still counts
+                except ErrorChunk as e:  # what came before it in this read still counts
                     if chunks:
                         yield chunks
-                    raise
+                    raise ModelError(self._clean(f"{self.spec.name}: error in stream: {provider_message(e.data)}")) from None
+                if waiting_first and state.received:
+                    waiting_first = False
+                    wd.limit = idle
                 if chunks:
                     yield chunks
             if tail and (chunk := line(tail, state)) is not None:  # a last line without its newline
                 yield [chunk]
-        except _TRANSPORT_ERRORS as e:
+        except (Stalled, *_TRANSPORT_ERRORS) as e:
             if not state.received:
+                if wd.fired:
+                    raise _Retry(f"no response within {first_wait:g} s (first_byte_timeout_s)") from None
                 raise _Retry(f"{type(e).__name__} before the first chunk") from e
-            raise _Cut(f"{self.spec.name}: stream cut mid-way ({type(e).__name__}); partial output kept") from e
+            if wd.fired:
+                raise self._interrupted(f"stream stalled: no data for {idle:g} s (idle_timeout_s)", state) from None
+            raise self._interrupted(f"stream cut mid-way ({type(e).__name__})", state) from e
         finally:
+            wd.cancel()
             resp.release()
 
-    def _sse_line(self, raw: bytes, state: _SSEState) -> dict[str, Any] | None:
-        """One SSE line: its JSON chunk, or None (comments, keep-alives, [DONE], anything after it)."""
-        if not raw.startswith(b"data:") or state.done:
-            return None  # (after [DONE] the body is still read to its end so the connection is reused)
-        data = raw[5:].strip()
-        if data == b"[DONE]":
-            state.done = True
-            return None
-        try:
-            chunk = fastjson.loads(data)
-        except ValueError:
-            return None  # a keep-alive or a provider comment line
-        if not isinstance(chunk, dict):
-            return None
-        state.received = True
-        if chunk.get("error"):
-            raise ModelError(self._clean(f"{self.spec.name}: error in stream: {_provider_message(data.decode(errors='replace'))}"))
-        return chunk
+    def _interrupted(self, what: str, state: SSEState) -> ModelError:
+        damage = state.damage()
+        if damage:
+            return StreamDamaged(self._clean(f"{self.spec.name}: {what}; also {damage}; partial output kept"))
+        return StreamInterrupted(f"{self.spec.name}: {what}; partial output kept")
 
-    def _check_complete(self, state: _SSEState, finish: str | None) -> None:
+    def _check_complete(self, state: SSEState, finish: str | None) -> None:
+        """After the last chunk: a stream that never finished, or lost data on the way, fails."""
         if not state.done and finish is None:
             if not state.received:
                 raise _Retry("connection closed before any chunk")
-            raise _Cut(f"{self.spec.name}: stream ended without [DONE] or finish_reason; partial output kept")
+            raise self._interrupted("stream ended without [DONE] or finish_reason", state)
+        if (damage := state.damage()) is not None:
+            raise StreamDamaged(self._clean(f"{self.spec.name}: stream damaged: {damage}; partial output kept"))
 
-    async def _stream_once(self, body: bytes, asm: CallAssembler, request: ChatRequest) -> AsyncIterator[Event]:
-        resp = await self._send(body)
-        await self._check(resp)
-        buffers: dict[int, _ToolCallBuffer] = {}
+    async def _stream_once(self, body: bytes, asm: CallAssembler, request: ChatRequest, deadline: float) -> AsyncIterator[Event]:
+        resp, first_wait, whole = await self._open_stream(body, deadline)
+        if whole is not None:
+            for ev in self._reply_events(whole, asm):
+                yield ev
+            return
+        calls = ToolCallAssembly()
         usage_raw: dict[str, Any] | None = None
         finish: str | None = None
-        state = _SSEState()
+        state = SSEState()
         dialect = self.dialect
-        async for chunks in self._sse(resp, state):
-            for chunk in chunks:
-                if chunk.get("usage"):
-                    usage_raw = chunk["usage"]
-                for choice in chunk.get("choices") or ():
-                    delta = choice.get("delta") or {}
-                    r = dialect.reasoning_of(delta)
-                    if r:
-                        yield asm.reasoning_delta(r)  # type: ignore[misc]
-                    c = delta.get("content")
-                    if c:
-                        yield asm.content_delta(c)  # type: ignore[misc]
-                    for tc in delta.get("tool_calls") or ():
-                        buf = buffers.setdefault(int(tc.get("index", len(buffers))), _ToolCallBuffer())
-                        if tc.get("id"):
-                            buf.id = tc["id"]
-                        fn = tc.get("function") or {}
-                        if fn.get("name"):
-                            buf.name += fn["name"]
-                        if fn.get("arguments"):
-                            buf.args.append(fn["arguments"])
-                    if choice.get("finish_reason"):
-                        finish = choice["finish_reason"]
-        self._check_complete(state, finish)
-        for idx in sorted(buffers):
-            yield asm.tool_call(buffers[idx].to_call(dialect, idx))
+        try:
+            async for chunks in self._sse(resp, state, first_wait):
+                for chunk in chunks:
+                    try:
+                        if chunk.get("usage"):
+                            usage_raw = chunk["usage"]
+                        for choice in chunk.get("choices") or ():
+                            delta = choice.get("delta") or {}
+                            r = dialect.reasoning_of(delta)
+                            if r:
+                                yield asm.reasoning_delta(_text(r))  # type: ignore[misc]
+                            c = delta.get("content")
+                            if c:
+                                yield asm.content_delta(_text(c))  # type: ignore[misc]
+                            for tc in delta.get("tool_calls") or ():
+                                calls.add(tc)
+                            if choice.get("finish_reason"):
+                                finish = choice["finish_reason"]
+                    except (AttributeError, TypeError, ValueError):  # JSON, but not a chunk's shape
+                        state.misshapen(chunk)
+            self._check_complete(state, finish)
+        except ModelError:  # calls that had begun stay in the error's partial message, not run
+            asm.tool_calls.extend(calls.calls(dialect))
+            raise
+        for call in calls.calls(dialect):
+            yield asm.tool_call(call)
         for ev in asm.finish(self._usage(usage_raw, asm), finish):
             yield ev
 
 
-class _SSEState:
-    __slots__ = ("done", "received")
-
-    def __init__(self) -> None:
-        self.done = False
-        self.received = False
-
-
-class _Cut(Exception):
-    """The stream broke after output had arrived: not retried (it would duplicate output)."""
-
-
 class _Retry(Exception):
-    def __init__(self, reason: str, *, status: int | None = None, retry_after: str | None = None):
+    def __init__(self, reason: str, *, status: int | None = None, retry_after: float | None = None):
         super().__init__(reason)
         self.reason, self.status, self.retry_after = reason, status, retry_after

@@ -18,10 +18,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ..core.errors import ModelError, StreamDamaged
 from ..core.events import Event
 from .base import CallAssembler, ChatRequest
-from .openai_compat import OpenAICompatModel, _SSEState
+from .openai_compat import OpenAICompatModel, _text
 from .parsers import ContentText, ParsedToolCall, ParseProblem, RawFormat, RawOutputParser, ReasoningText
+from .sse import SSEState
 from .templates import render_glm47, render_kimi_k2
 
 STOPS: dict[str, list[str]] = {
@@ -69,32 +71,50 @@ class RawCompletionModel(OpenAICompatModel):
         p.update(request.extra_body)
         return p
 
-    async def _post_once(self, body: bytes, asm: CallAssembler, request: ChatRequest) -> AsyncIterator[Event]:
-        async for ev in self._stream_once(body, asm, request):  # raw mode always streams
+    async def _post_once(self, body: bytes, asm: CallAssembler, request: ChatRequest, deadline: float) -> AsyncIterator[Event]:
+        async for ev in self._stream_once(body, asm, request, deadline):  # raw mode always streams
             yield ev
 
-    async def _stream_once(self, body: bytes, asm: CallAssembler, request: ChatRequest) -> AsyncIterator[Event]:
+    async def _stream_once(self, body: bytes, asm: CallAssembler, request: ChatRequest, deadline: float) -> AsyncIterator[Event]:
         parser = RawOutputParser(
             self.raw_format, tools_schema=request.tools or None,
             # GLM-4.7's generation prompt ends inside <think>; Kimi's model opens it itself.
             starts_in_reasoning=self.raw_format == "glm47" and request.thinking != "off",
             id_prefix=f"call_{uuid.uuid4().hex[:8]}_",  # GLM has no ids: unique across the conversation
         )
-        resp = await self._send(body)
-        await self._check(resp)
-        state = _SSEState()
+        resp, first_wait, whole = await self._open_stream(body, deadline)
         usage_raw: dict[str, Any] | None = None
         finish: str | None = None
-        async for chunks in self._sse(resp, state):
-            for chunk in chunks:
-                if chunk.get("usage"):
-                    usage_raw = chunk["usage"]
-                for choice in chunk.get("choices") or ():
-                    for ev in self._pieces(parser.feed(choice.get("text") or ""), asm):
-                        yield ev
-                    if choice.get("finish_reason"):
-                        finish = choice["finish_reason"]
-        self._check_complete(state, finish)
+        if whole is not None:  # the server answered with one JSON reply instead of a stream
+            data, damage = whole
+            choice = data["choices"][0]
+            text = choice.get("text")
+            if text is not None and type(text) is not str:
+                raise ModelError(self._clean(f"{self.spec.name}: malformed response body (text is not a string)"))
+            for ev in self._pieces(parser.feed(text or ""), asm):
+                yield ev
+            if damage:
+                raise StreamDamaged(self._clean(f"{self.spec.name}: reply damaged: {damage}; partial output kept"))
+            usage_raw, finish = data.get("usage"), choice.get("finish_reason") or "stop"
+        else:
+            state = SSEState()
+            try:
+                async for chunks in self._sse(resp, state, first_wait):
+                    for chunk in chunks:
+                        try:
+                            if chunk.get("usage"):
+                                usage_raw = chunk["usage"]
+                            for choice in chunk.get("choices") or ():
+                                for ev in self._pieces(parser.feed(_text(choice.get("text")) or ""), asm):
+                                    yield ev
+                                if choice.get("finish_reason"):
+                                    finish = choice["finish_reason"]
+                        except (AttributeError, TypeError, ValueError):  # JSON, but not a chunk's shape
+                            state.misshapen(chunk)
+                self._check_complete(state, finish)
+            except ModelError:  # text the parser still holds goes into the error's partial message
+                self._pieces(parser.close(), asm)
+                raise
         for ev in self._pieces(parser.close(), asm):
             yield ev
         for ev in asm.finish(self._usage(usage_raw, asm), "tool_calls" if asm.tool_calls else finish):
