@@ -159,3 +159,29 @@ async def test_tool_call_round_trip_streamed_and_not(llama_tool_server):
     assert [(c.name, c.arguments) for c in whole.message.tool_calls] == [("calculator", {"expression": "6*7"})]
     assert whole.message.tool_calls[0].raw_arguments == calls[0].raw_arguments
     await streamed.aclose()
+
+
+async def test_probe_against_the_real_llama_cpp_server(llama_server, tmp_path, monkeypatch):
+    """`ponder probe` against a real server: what it reports must match what the server does."""
+    from ponder.models.catalog import resolve
+    from ponder.models.probe import probe, save_profile
+
+    monkeypatch.setenv("PONDER_MODELS", str(tmp_path / "models.toml"))
+    spec = resolve(f"llamacpp:{llama_server}#smollm2")
+    r = await probe(spec, max_tokens=48, timeout_s=120)
+    v = {c.name: c.result for c in r.checks}
+    # llama-cpp-python: no usage chunk in streams, sampling overridable, every tool_choice accepted,
+    # no reasoning, reasoning_content accepted but not rendered by SmolLM2's template, no vision
+    assert v["stream_usage"] == "no" and r.observed["stream_usage"] is False
+    assert v["sampling"] == "overridable" and r.observed["fixed_sampling"] == []
+    assert r.observed["tool_choice"] == ["auto", "none", "required", "function"]
+    assert v["thinking"] == "never" and r.observed["native_thinking"] is False
+    assert v["replay"] == "ignored" and "same prompt tokens" in r.check("replay").detail
+    assert r.observed["strict"] is False and r.observed["replay"] == "never"
+    assert v["vision"] == "no" and r.observed["vision"] is False
+    # a named tool call, streamed through ponder's transport (llama_cpp.server repeats the name in
+    # every delta: the transport must not join the repeats)
+    assert v["tool_call_stream"] == "ok", r.check("tool_call_stream").detail
+    save_profile(r, spec, "smollm2-server")
+    saved = resolve("smollm2-server")
+    assert saved.base_url == llama_server and not saved.profile.native_thinking and saved.profile.replay == "never"

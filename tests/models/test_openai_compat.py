@@ -143,9 +143,9 @@ def test_unknown_model_and_missing_key_name_the_fix(monkeypatch):
         model("gpt-nine")
     monkeypatch.delenv("MOONSHOT_API_KEY", raising=False)
     with pytest.raises(MissingKeyError, match="MOONSHOT_API_KEY"):
-        model("kimi-k2.5")
+        model("kimi-k2.6")
     monkeypatch.setenv("MOONSHOT_API_KEY", "sk-abcdef-very-secret")
-    m = model("kimi-k2.5")
+    m = model("kimi-k2.6")
     assert "sk-abcdef" not in repr(m)
 
 

@@ -123,9 +123,30 @@ def test_glm_schema_decodes_non_string_values():
         "<arg_key>bad</arg_key><arg_value>three</arg_value><arg_key>extra</arg_key><arg_value>7</arg_value></tool_call>"
     )
     args = parse_raw(raw, "glm47", tools_schema=schema).tool_calls[0].arguments
-    assert args == {"n": 3, "s": "3", "flags": [1, "x"], "opt": {"a": None}, "bad": "three", "extra": "7"}
-    # without a schema every value stays the raw string
-    assert parse_raw(raw, "glm47").tool_calls[0].arguments["n"] == "3"
+    assert args == {"n": 3, "s": "3", "flags": [1, "x"], "opt": {"a": None}, "bad": "three", "extra": 7}  # undeclared: decoded, as vLLM
+    # without a schema, JSON other than a string (object, array, number, boolean) is decoded
+    # and everything else stays the raw text, as vLLM's GLM parser does
+    assert parse_raw(raw, "glm47").tool_calls[0].arguments == {
+        "n": 3, "s": 3, "flags": [1, "x"], "opt": {"a": None}, "bad": "three", "extra": 7}
+    raw2 = ("<tool_call>g<arg_key>b</arg_key><arg_value>true</arg_value><arg_key>q</arg_key><arg_value>\"x\"</arg_value>"
+            "<arg_key>z</arg_key><arg_value>null</arg_value><arg_key>f</arg_key><arg_value> 1.5 </arg_value>"
+            "<arg_key>nan</arg_key><arg_value>NaN</arg_value><arg_key>code</arg_key><arg_value>  x = 1\n</arg_value></tool_call>")
+    assert parse_raw(raw2, "glm47").tool_calls[0].arguments == {
+        "b": True, "q": '"x"', "z": "null", "f": 1.5, "nan": "NaN", "code": "  x = 1\n"}
+
+
+@pytest.mark.parametrize("fmt", ["glm47", "kimi_k2"])
+def test_whitespace_between_think_end_and_a_tool_call_is_not_content(fmt):
+    call = ("<tool_call>f<arg_key>a</arg_key><arg_value>1</arg_value></tool_call>" if fmt == "glm47" else
+            "<|tool_calls_section_begin|><|tool_call_begin|>functions.f:0<|tool_call_argument_begin|>{}"
+            "<|tool_call_end|><|tool_calls_section_end|>")
+    raw = f"plan it</think>\n\n{call}\n"
+    for cuts in ([], list(range(len(raw)))):
+        pieces = merge_pieces(feed_chunks(RawOutputParser(fmt, starts_in_reasoning=True), raw, cuts))
+        assert [type(p).__name__ for p in pieces] == ["ReasoningText", "ParsedToolCall"], pieces
+    # text after </think> is content, its leading whitespace included
+    pieces = RawOutputParser(fmt, starts_in_reasoning=True).parse(f"r</think>\n\nAnswer: 4{call}")
+    assert ContentText("\n\nAnswer: 4") in pieces
 
 
 def test_glm_string_values_keep_whitespace_and_markup():
@@ -311,7 +332,12 @@ def streams(draw, fmt: str):
                 continue  # two adjacent texts could join into a tag
             text = draw(plain_text)
             raw.append(text)
-            expected.append(ContentText(text))
+            # whitespace alone between a boundary (start, </think>, a tool call) and a tool call
+            # or the end is not content
+            boundary = i == 0 or kinds[i - 1] in ("r", "t")
+            after = next((k for k in kinds[i + 1 :] if k != "c"), None)
+            if not (boundary and not text.strip() and after in ("t", None)):
+                expected.append(ContentText(text))
         elif kind == "r":
             text = draw(plain_text)
             opener = "" if (i == 0 and starts_in_reasoning) else "<think>"

@@ -1,17 +1,20 @@
-"""`ponder models` and `ponder chat`: one model call, streamed, with its telemetry."""
+"""`ponder models` and `ponder chat`: the catalog, and one model call, streamed, with its telemetry."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from ..core.errors import ConfigError, PonderError
 from ..core.events import ErrorEvent, ModelCallFinished, ToolCallEvent
-from ..core.messages import Message
+from ..core.messages import Image, Message
 from ..models.base import ChatRequest
-from ..models.catalog import catalog
+from ..models.catalog import ModelSpec, catalog
+from ..models.profiles import RequestRefused, check_request
 from ..models.registry import model as get_model
 from .render import StreamPrinter, console, err_console, metrics_line, run_async
 
@@ -21,15 +24,88 @@ def register(app: typer.Typer) -> None:
     app.command("chat")(chat_cmd)
 
 
-def models_cmd() -> None:
-    """List the model catalog and whether each model's API key is set."""
-    t = Table(title="ponder models")
-    for col in ("name", "dialect", "model id", "endpoint", "key", "$/1M in", "cached", "out", "context"):
-        t.add_column(col)
-    for s in sorted(catalog().values(), key=lambda s: s.name):
-        key = "-" if not s.api_key_env else (f"[green]{s.api_key_env} set[/]" if s.key_is_set() else f"[red]{s.api_key_env} missing[/]")
-        t.add_row(s.name, s.dialect, s.model_id, s.base_url or "in-process", key, f"{s.price_input:.2f}",
-                  f"{s.price_cached_input:.2f}", f"{s.price_output:.2f}", f"{s.context_window:,}")
+def parse_headers(values: list[str] | None) -> dict[str, str]:
+    """`--header K:V` values as a dict; a value without a colon is a one-line error."""
+    out: dict[str, str] = {}
+    for v in values or []:
+        k, sep, val = v.partition(":")
+        if not sep or not k.strip():
+            raise ConfigError(f"--header {v!r} must look like NAME:VALUE, e.g. --header 'X-Team: research'")
+        out[k.strip()] = val.strip()
+    return out
+
+
+def _price(v: float | None) -> str:
+    return "?" if v is None else f"{v:.3f}".rstrip("0").rstrip(".")
+
+
+def _notes(s: ModelSpec) -> str:
+    p = s.profile
+    notes = []
+    if p.retired_on:
+        notes.append("retired on its API" + (f" → {p.successor}" if p.successor else ""))
+    if s.backend == "http" and not s.base_url:
+        notes.append("self-hosted: --base-url")
+    if p.thinking == "always":
+        notes.append("always thinks")
+    if p.effort_levels:
+        notes.append("effort " + "/".join(p.effort_levels))
+    if s.capabilities.vision:
+        notes.append("vision")
+    if p.fixed_sampling:
+        notes.append("fixed sampling")
+    if p.observed:
+        notes.append("probed")
+    return "; ".join(notes)
+
+
+def spec_json(s: ModelSpec) -> dict[str, Any]:
+    """A catalog entry as JSON (header values left out: they may hold keys)."""
+    caps = s.capabilities
+    return {
+        "name": s.name, "model_id": s.model_id, "dialect": s.dialect, "backend": s.backend, "base_url": s.base_url,
+        "api_key_env": s.api_key_env, "key_set": s.key_is_set(), "headers": sorted(s.headers),
+        "context_window": s.context_window, "price_input": s.price_input, "price_cached_input": s.price_cached_input,
+        "price_output": s.price_output, "prices_known": s.prices_known,
+        "capabilities": {"native_thinking": caps.native_thinking, "constrained_decoding": caps.constrained_decoding,
+                         "vision": caps.vision},
+        "profile": s.profile.model_dump(), "description": s.description, "sources": s.sources,
+    }
+
+
+def models_cmd(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the catalog as JSON, profiles included.")] = False,
+) -> None:
+    """List the model catalog: dialect, context, prices (? = not published), API key, rules worth knowing."""
+    try:
+        specs = sorted(catalog().values(), key=lambda s: s.name)
+    except ConfigError as e:
+        err_console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    if json_out:
+        print(json.dumps([spec_json(s) for s in specs], indent=2))
+        return
+    wide = console.width >= 110
+    t = Table(title="ponder models", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+              caption="$/1M tokens: uncached in / cached in / out (? = not published). key: ✓ set, ✗ missing"
+              + ("" if wide else ". `ponder models --json`: key variables, endpoints, profiles"), caption_justify="left")
+    # names never truncate or wrap (piped output is 80 columns wide): the other columns give way
+    t.add_column("name", no_wrap=True, min_width=max(len(s.name) for s in specs))
+    t.add_column("dialect", no_wrap=True)
+    t.add_column("context", no_wrap=True, justify="right")
+    t.add_column("$ in/cached/out", no_wrap=True)
+    t.add_column("key", no_wrap=not wide, overflow="fold")
+    t.add_column("notes", overflow="fold", ratio=1)
+    for s in specs:
+        if not s.api_key_env:
+            key = "-"
+        elif s.key_is_set():
+            key = f"[green]{s.api_key_env + ' ' if wide else ''}✓[/]"
+        else:
+            key = f"[red]{s.api_key_env + ' ' if wide else ''}✗[/]"
+        ctx = f"{s.context_window:,}" if s.context_window else "?"
+        prices = "/".join(_price(v) for v in (s.price_input, s.price_cached_input, s.price_output))
+        t.add_row(s.name, s.dialect, ctx, prices, key, _notes(s))
     console.print(t)
 
 
@@ -39,21 +115,31 @@ def chat_cmd(
     base_url: Annotated[str | None, typer.Option(help="Any OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")] = None,
     dialect: Annotated[str | None, typer.Option(help="Wire dialect: kimi, glm, deepseek, vllm, sglang, llamacpp, openai.")] = None,
     thinking: Annotated[str | None, typer.Option(help="on | off (default: the provider's)")] = None,
+    effort: Annotated[str | None, typer.Option(help="reasoning_effort, e.g. high or max (see `ponder models`).")] = None,
     system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+    image: Annotated[list[str] | None, typer.Option("--image", help="An image (file, http(s) or data URL); repeatable.")] = None,
+    header: Annotated[list[str] | None, typer.Option("--header", help="Extra HTTP header NAME:VALUE; repeatable.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Cap on generated tokens.")] = 512,
     temperature: Annotated[float | None, typer.Option()] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print every event as a JSON line.")] = False,
 ) -> None:
     """Stream one answer: reasoning dimmed, then the answer, then TTFT, tokens/s, tokens and cost."""
     if thinking not in (None, "on", "off"):
         raise typer.BadParameter("--thinking must be 'on' or 'off'")
     try:
-        m = get_model(model, base_url=base_url, dialect=dialect)
-    except (ConfigError, PonderError, ValueError) as e:
+        m = get_model(model, base_url=base_url, dialect=dialect, headers=parse_headers(header))
+        images = [Image.from_source(i) for i in image or []]
+        msgs = ([Message.system(system)] if system else []) + [Message.user(prompt, images=images)]
+        req = ChatRequest(messages=msgs, thinking=thinking, reasoning_effort=effort, max_tokens=max_tokens,
+                          temperature=temperature, top_p=top_p)
+        check_request(m.spec, req)  # the same check the backend makes, before anything starts
+    except (ConfigError, RequestRefused) as e:
         err_console.print(f"[red]error:[/] {e}")
         raise typer.Exit(2) from None
-    msgs = ([Message.system(system)] if system else []) + [Message.user(prompt)]
-    req = ChatRequest(messages=msgs, thinking=thinking, max_tokens=max_tokens, temperature=temperature)
+    except (PonderError, ValueError) as e:
+        err_console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
     code = run_async(_chat(m, req, json_out))
     raise typer.Exit(code)
 

@@ -14,13 +14,78 @@ as fields of the models that hold them.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .errors import ConfigError
+
 Role = Literal["system", "user", "assistant", "tool"]
+
+MAX_IMAGE_BYTES = 20 * 2**20
+_IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class Image:
+    """An image input on a message, as the URL the provider fetches or decodes: `https://…`
+    or a `data:image/…;base64,…` URL (a local file becomes one, see `from_source`). Dialects
+    send it as an OpenAI `image_url` content part; models whose profile has no vision
+    refuse a request carrying one before it is sent."""
+
+    url: str
+    detail: str | None = None  # "low" | "high" | "auto" where the provider supports it
+
+    @classmethod
+    def from_source(cls, src: str | Path, *, detail: str | None = None) -> Image:
+        """A file path, an http(s) URL or a data URL. A file is read and inlined as a data URL
+        (its type is taken from its bytes, not its name); a bad one is a ConfigError saying why."""
+        s = str(src)
+        if s.startswith(("http://", "https://")):
+            return cls(url=s, detail=detail)
+        if s.startswith("data:"):
+            head, sep, _ = s.partition(",")
+            if not sep or not head.startswith("data:image/") or not head.endswith(";base64"):
+                raise ConfigError(f"image data URL must look like data:image/png;base64,...; got {s[:40]!r}")
+            return cls(url=s, detail=detail)
+        path = Path(s).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"image {s!r} is not a file (give a path to a PNG, JPEG, GIF or WebP image, or an "
+                              "http(s)/data URL)")
+        size = path.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            raise ConfigError(f"image {s!r} is {size / 2**20:.1f} MiB; the limit is {MAX_IMAGE_BYTES // 2**20} MiB "
+                              "(resize it, or pass an http(s) URL)")
+        data = path.read_bytes()
+        mime = _image_type(data)
+        if mime is None:
+            raise ConfigError(f"image {s!r} is not a PNG, JPEG, GIF or WebP image (by its contents)")
+        return cls(url=f"data:{mime};base64,{base64.b64encode(data).decode()}", detail=detail)
+
+    def part(self) -> dict[str, Any]:
+        """The OpenAI `image_url` content part."""
+        inner: dict[str, Any] = {"url": self.url}
+        if self.detail:
+            inner["detail"] = self.detail
+        return {"type": "image_url", "image_url": inner}
+
+
+def _image_type(data: bytes) -> str | None:
+    for magic, mime in _IMAGE_MAGIC:
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -65,6 +130,9 @@ class Message(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str | None = None  # role == "tool": the call this result answers
     name: str | None = None  # role == "tool": the tool's name
+    # role == "user": image inputs, sent before the text. None (not []) when there are none, so
+    # messages without images serialize exactly as before (exclude_none: events, trajectories)
+    images: list[Image] | None = None
     # The exact text the model generated for this turn, when the backend knows it (embedded,
     # raw completions): re-rendering it byte-for-byte keeps the KV prefix cache valid.
     raw: str | None = None
@@ -84,8 +152,12 @@ class Message(BaseModel):
         return cls(role="system", content=text)
 
     @classmethod
-    def user(cls, text: str) -> Message:
-        return cls(role="user", content=text)
+    def user(cls, text: str, images: list[Image | str | Path] | None = None) -> Message:
+        """A user turn; `images` may be `Image`s, file paths, http(s) URLs or data URLs."""
+        if not images:
+            return cls(role="user", content=text)
+        return cls(role="user", content=text,
+                   images=[i if isinstance(i, Image) else Image.from_source(i) for i in images])
 
     @classmethod
     def assistant(

@@ -26,6 +26,7 @@ from ..core.events import (
 )
 from ..core.messages import Message, Reasoning, ToolCall, Usage
 from .catalog import ModelSpec
+from .profiles import Capabilities
 
 Thinking = Literal["on", "off"]
 
@@ -63,6 +64,7 @@ class ChatRequest(BaseModel):
     tools: Annotated[list[dict[str, Any]], PlainValidator(_tool_list)] = Field(default_factory=list)
     tool_choice: str | dict[str, Any] | None = None
     thinking: Thinking | None = None  # None: the provider's default
+    reasoning_effort: str | None = None  # e.g. "high", "max" (the profile lists what the provider accepts)
     preserve_reasoning: bool = True  # send earlier turns' reasoning back (dialect rules apply)
     # For chat models with no reasoning field (the Interleaved engine's <think>-tag mode): the
     # wire dialect puts earlier reasoning back inside the assistant content as <think>…</think>
@@ -89,7 +91,12 @@ class ChatModel(ABC):
     @property
     def native_thinking(self) -> bool:
         """True when the model emits reasoning on its own (no elicitation needed)."""
-        return self.spec.native_thinking
+        return self.spec.profile.native_thinking
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What engines may rely on (native thinking, constrained decoding, vision)."""
+        return self.spec.capabilities
 
     @abstractmethod
     def stream(self, request: ChatRequest, *, agent: str = "main") -> AsyncIterator[Event]: ...

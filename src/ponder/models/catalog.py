@@ -1,98 +1,167 @@
-"""The model catalog: name → where it lives, how it speaks, what it costs.
+"""The model catalog: name → where it lives, how it speaks, what it costs, which rules it has.
 
-Built-in entries carry the providers' published prices (USD per 1M tokens, see
-`shared/reference`). Users add or override entries in a TOML file
-(`$PONDER_MODELS`, else `~/.config/ponder/models.toml`):
+The built-in entries and each wire dialect's default profile are data
+(`data/catalog.toml`, see `profiles.py`). Users add or override entries, field by field, in
+a TOML file of the same shape (`$PONDER_MODELS`, else `~/.config/ponder/models.toml`):
 
     [models.my-qwen]
     base_url = "http://10.0.0.5:8000/v1"
     model_id = "Qwen/Qwen3-32B"
     dialect = "vllm"
+    headers = { "X-Team" = "research", "X-Gateway-Key" = "${GATEWAY_KEY}" }
+
+    [models.my-qwen.profile]
     native_thinking = true
-    price_input = 0.0
+    vision = true
+
+`backend` (how ponder reaches the model: http, raw-completions, embedded, scripted) is
+separate from `dialect` (how the JSON is written). A bad file is a one-line `ConfigError`
+naming the file, the key and the fix.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..core.errors import ConfigError, UnknownModelError
 from ..core.messages import Usage
+from .profiles import WIRE_FIELDS, Capabilities, Profile, dialect_defaults, shipped_data
 
-Dialect = Literal["kimi", "glm", "deepseek", "vllm", "sglang", "llamacpp", "openai", "embedded", "scripted", "glm-raw", "kimi-raw"]
+Dialect = Literal["kimi", "glm", "deepseek", "vllm", "sglang", "llamacpp", "openai", "embedded", "scripted"]
+Backend = Literal["http", "raw-completions", "embedded", "scripted"]
+WIRE_DIALECTS = ("kimi", "glm", "deepseek", "vllm", "sglang", "llamacpp", "openai")
+# Older names that also chose a backend: still accepted wherever a dialect is.
+LEGACY_DIALECTS: dict[str, tuple[str, str]] = {
+    "glm-raw": ("glm", "raw-completions"),
+    "kimi-raw": ("kimi", "raw-completions"),
+    "embedded": ("embedded", "embedded"),
+    "scripted": ("scripted", "scripted"),
+}
 
 
 class ModelSpec(BaseModel):
+    """One catalog entry. `profile` holds the provider's rules (the dialect's defaults with
+    the entry's overrides applied); engines read `capabilities` and `backend`, never
+    `dialect` (`dialect == "embedded"` still works while engines move over)."""
+
+    model_config = ConfigDict(extra="forbid")
+
     name: str
     model_id: str
     dialect: Dialect
+    backend: Backend = "http"
     base_url: str | None = None
     api_key_env: str | None = None
-    context_window: int = 32_768
-    price_input: float = 0.0  # USD per 1M uncached prompt tokens
-    price_cached_input: float = 0.0
-    price_output: float = 0.0
-    native_thinking: bool = False
+    headers: dict[str, str] = Field(default_factory=dict)  # sent on every request (gateways, routers)
+    context_window: int | None = None  # None: not published
+    price_input: float | None = None  # USD per 1M uncached prompt tokens; None: not published
+    price_cached_input: float | None = None
+    price_output: float | None = None
     path: str | None = None  # embedded: a GGUF file (None = the bundled SmolLM2)
     description: str = ""
+    sources: list[str] = Field(default_factory=list)
+    profile: Profile = Field(default_factory=Profile)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill(cls, data: Any) -> Any:
+        """Legacy dialect names → (dialect, backend); the profile = dialect defaults + overrides;
+        a top-level `native_thinking` (the old field) is a profile override."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        d = data.get("dialect")
+        if isinstance(d, str) and d in LEGACY_DIALECTS:
+            data["dialect"], backend = LEGACY_DIALECTS[d]
+            data.setdefault("backend", backend)
+        if data.get("dialect") == "embedded" or data.get("backend") == "embedded":
+            data["dialect"], data["backend"] = "embedded", "embedded"
+        elif data.get("dialect") == "scripted":
+            data.setdefault("backend", "scripted")
+        prof = data.get("profile")
+        if not isinstance(prof, Profile):
+            over = dict(prof) if isinstance(prof, dict) else {}
+            if "native_thinking" in data:  # the old top-level field: it wins, as it did before profiles
+                over["native_thinking"] = data.pop("native_thinking")
+            data["profile"] = {**dialect_defaults(str(data.get("dialect"))), **over}
+        else:
+            data.pop("native_thinking", None)
+        return data
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> ModelSpec:
+        if self.backend == "raw-completions" and self.dialect not in ("glm", "kimi"):
+            raise ValueError(f"backend 'raw-completions' renders the GLM or Kimi template: dialect must be glm or kimi, "
+                             f"not {self.dialect!r}")
+        return self
+
+    # ---- what engines read ------------------------------------------------------------------
+    @property
+    def capabilities(self) -> Capabilities:
+        p = self.profile
+        # ponder renders raw-completions prompts itself, as text: no image parts there
+        return Capabilities(native_thinking=p.native_thinking, constrained_decoding=p.constrained_decoding,
+                            vision=p.vision and self.backend == "http")
+
+    @property
+    def native_thinking(self) -> bool:
+        return self.profile.native_thinking
+
+    @property
+    def raw_format(self) -> str:
+        """The client-side template of a raw-completions backend."""
+        return "glm47" if self.dialect == "glm" else "kimi_k2"
+
+    @property
+    def prices_known(self) -> bool:
+        return None not in (self.price_input, self.price_cached_input, self.price_output)
 
     def cost(self, usage: Usage) -> float:
+        """USD for `usage`; an unpublished price counts as 0 (see `prices_known`)."""
         cached = min(usage.cached_prompt_tokens, usage.prompt_tokens)
         return (
-            (usage.prompt_tokens - cached) * self.price_input
-            + cached * self.price_cached_input
-            + usage.completion_tokens * self.price_output
+            (usage.prompt_tokens - cached) * (self.price_input or 0.0)
+            + cached * (self.price_cached_input or 0.0)
+            + usage.completion_tokens * (self.price_output or 0.0)
         ) / 1e6
 
     def key_is_set(self) -> bool:
         return self.api_key_env is None or bool(os.environ.get(self.api_key_env))
 
+    def request_headers(self) -> dict[str, str]:
+        """`headers` with `${VAR}` replaced from the environment (keys stay out of the file)."""
+        return {k: _expand(self.name, k, v) for k, v in self.headers.items()}
 
-BUILTIN: dict[str, ModelSpec] = {
-    s.name: s
-    for s in [
-        ModelSpec(
-            name="kimi-k2.5", model_id="kimi-k2.5", dialect="kimi", base_url="https://api.moonshot.ai/v1",
-            api_key_env="MOONSHOT_API_KEY", context_window=262_144, price_input=0.60, price_cached_input=0.10,
-            price_output=3.00, native_thinking=True, description="Moonshot Kimi K2.5 (1T MoE, 32B active)",
-        ),
-        ModelSpec(
-            name="kimi-k2-thinking", model_id="kimi-k2-thinking", dialect="kimi", base_url="https://api.moonshot.ai/v1",
-            api_key_env="MOONSHOT_API_KEY", context_window=262_144, price_input=0.60, price_cached_input=0.15,
-            price_output=2.50, native_thinking=True, description="Moonshot Kimi K2 Thinking",
-        ),
-        ModelSpec(
-            name="glm-4.7", model_id="glm-4.7", dialect="glm", base_url="https://api.z.ai/api/paas/v4",
-            api_key_env="ZAI_API_KEY", context_window=200_000, price_input=0.60, price_cached_input=0.11,
-            price_output=2.20, native_thinking=True, description="Z.ai GLM-4.7 (355B MoE, 32B active)",
-        ),
-        ModelSpec(
-            name="glm-4.5-air", model_id="glm-4.5-air", dialect="glm", base_url="https://api.z.ai/api/paas/v4",
-            api_key_env="ZAI_API_KEY", context_window=128_000, price_input=0.20, price_cached_input=0.03,
-            price_output=1.10, native_thinking=True, description="Z.ai GLM-4.5-Air (106B MoE, 12B active)",
-        ),
-        ModelSpec(
-            name="deepseek-reasoner", model_id="deepseek-reasoner", dialect="deepseek",
-            base_url="https://api.deepseek.com/v1", api_key_env="DEEPSEEK_API_KEY", context_window=128_000,
-            price_input=0.28, price_cached_input=0.028, price_output=0.42, native_thinking=True,
-            description="DeepSeek V3.x thinking mode",
-        ),
-        ModelSpec(
-            name="deepseek-chat", model_id="deepseek-chat", dialect="deepseek", base_url="https://api.deepseek.com/v1",
-            api_key_env="DEEPSEEK_API_KEY", context_window=128_000, price_input=0.28, price_cached_input=0.028,
-            price_output=0.42, description="DeepSeek V3.x non-thinking mode",
-        ),
-        ModelSpec(
-            name="smollm2", model_id="SmolLM2-135M-Instruct-Q4_1", dialect="embedded", context_window=8192,
-            description="embedded, offline: SmolLM2-135M-Instruct Q4_1 in-process via llama.cpp (cost 0)",
-        ),
-    ]
-}
+    def secret_header_values(self) -> list[str]:
+        """Header values that came from the environment: redacted from every error message."""
+        return [_expand(self.name, k, v) for k, v in self.headers.items() if "${" in v]
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(model: str, key: str, value: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        v = os.environ.get(m.group(1))
+        if v is None:
+            raise ConfigError(f"header {key!r} of model {model!r} uses ${{{m.group(1)}}}: set the environment variable "
+                              f"{m.group(1)}")
+        return v
+
+    return _VAR.sub(sub, value)
+
+
+# ---- the raw catalog: dicts, merged field by field ------------------------------------------------
+
+_ENTRY_KEYS = (set(ModelSpec.model_fields) - {"name"}) | {"native_thinking"}
+_PROFILE_KEYS = set(Profile.model_fields)
 
 
 def _config_path() -> Path:
@@ -102,54 +171,157 @@ def _config_path() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "ponder" / "models.toml"
 
 
-def load_user_models(path: Path | None = None) -> dict[str, ModelSpec]:
-    path = path or _config_path()
-    if not path.exists():
-        return {}
+def _nearest(key: str, valid: set[str]) -> str:
+    near = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.6)
+    return f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(sorted(valid))}"
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A user's model TOML as a dict, or a one-line `ConfigError` naming the file and the fix."""
+    fix = "fix the file or unset PONDER_MODELS"
+    if path.is_dir():
+        raise ConfigError(f"model config {path} is a directory; point PONDER_MODELS at a .toml file")
     try:
-        data = tomllib.loads(path.read_text())
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"model config {path} cannot be read ({e.strerror or e}); {fix}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"model config {path} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"model config {path} is not valid TOML: {e}. Fix the file or unset PONDER_MODELS.") from e
-    out: dict[str, ModelSpec] = {}
-    for name, entry in (data.get("models") or {}).items():
-        base = BUILTIN.get(name)
-        merged = {**(base.model_dump() if base else {"model_id": name, "dialect": "openai"}), **entry, "name": name}
-        try:
-            out[name] = ModelSpec.model_validate(merged)
-        except ValidationError as e:
-            raise ConfigError(f"model {name!r} in {path} is invalid: {e.errors()[0]['msg']} at {e.errors()[0]['loc']}") from e
+        raise ConfigError(f"model config {path} is not valid TOML: {e}. Fix the file or unset PONDER_MODELS.") from None
+    for key in data:
+        if key != "models":
+            raise ConfigError(f"model config {path}: unknown table {key!r}{_nearest(key, {'models'})} "
+                              "(entries go under [models.NAME])")
+    models = data.get("models", {})
+    if not isinstance(models, dict):
+        raise ConfigError(f"model config {path}: `models` must be a table of entries ([models.NAME] with base_url, "
+                          f"model_id, dialect, ...), not {type(models).__name__}; {fix}")
+    for name, entry in models.items():
+        check_entry(path, name, entry)
+    return models
+
+
+def check_entry(path: Path | str, name: str, entry: Any) -> None:
+    where = f"model config {path}: models.{name}"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a table ([models.{_q(name)}] with base_url = ..., model_id = ...), "
+                          f"not a {type(entry).__name__}")
+    for key, value in entry.items():
+        if key not in _ENTRY_KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r}{_nearest(key, _ENTRY_KEYS)}")
+        if key == "profile":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.profile must be a table ([models.{_q(name)}.profile]), "
+                                  f"not a {type(value).__name__}")
+            for pk in value:
+                if pk not in _PROFILE_KEYS:
+                    raise ConfigError(f"{where}.profile: unknown key {pk!r}{_nearest(pk, _PROFILE_KEYS)}")
+
+
+def _q(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'"{name}"'
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = {**base, **over}
+    if "profile" in base or "profile" in over:
+        out["profile"] = {**(base.get("profile") or {}), **(over.get("profile") or {})}
     return out
 
 
+def raw_catalog(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Built-in entries with the user's file merged over them, still as dicts."""
+    out = {name: dict(entry) for name, entry in shipped_data()["models"].items()}
+    path = path or _config_path()
+    if path.exists() or path.is_symlink():
+        for name, entry in read_config(path).items():
+            base = out.get(name) or {"model_id": name, "dialect": "openai"}
+            out[name] = _merge(base, entry)
+    return out
+
+
+def _with_dialect(entry: dict[str, Any], dialect: str) -> dict[str, Any]:
+    """`entry` spoken to in another dialect: its profile keeps what the model is (thinking,
+    vision, replay policy, effort levels, retirement) and drops what the old provider's wire
+    enforced (flags, fixed sampling, tool_choice limits: `WIRE_FIELDS`)."""
+    d, backend = LEGACY_DIALECTS.get(dialect, (dialect, "http"))
+    old = str(entry.get("dialect"))
+    out = {**entry, "dialect": d, "backend": backend}
+    if d != old:
+        own = {k: v for k, v in (entry.get("profile") or {}).items() if k not in WIRE_FIELDS}
+        # a Kimi/GLM/DeepSeek model thinks natively whoever serves it (a dialect default)
+        own.setdefault("native_thinking", dialect_defaults(old).get("native_thinking", False))
+        out["profile"] = own
+    return out
+
+
+def build_spec(name: str, entry: dict[str, Any], where: str = "the catalog") -> ModelSpec:
+    try:
+        return ModelSpec.model_validate({**entry, "name": name})
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        raise ConfigError(f"model {name!r} in {where} is invalid: {loc}: {err['msg']}{got}") from None
+
+
 def catalog(path: Path | None = None) -> dict[str, ModelSpec]:
-    return {**BUILTIN, **load_user_models(path)}
+    where = str(path or _config_path())
+    return {name: build_spec(name, entry, where) for name, entry in raw_catalog(path).items()}
 
 
-_PREFIX_DIALECTS = ("vllm", "sglang", "llamacpp", "openai", "kimi", "glm", "deepseek", "glm-raw", "kimi-raw")
+def check_dialect(dialect: str) -> str:
+    """`dialect` if ponder knows it, else a one-line ConfigError listing the valid ones."""
+    if dialect in WIRE_DIALECTS or dialect in LEGACY_DIALECTS:
+        return dialect
+    near = difflib.get_close_matches(dialect, [*WIRE_DIALECTS, *LEGACY_DIALECTS], n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    raise ConfigError(f"unknown dialect {dialect!r}{hint}; choose one of {', '.join(sorted(WIRE_DIALECTS))}, or glm-raw / "
+                      "kimi-raw for raw completions")
 
 
-def resolve(name: str, *, base_url: str | None = None, dialect: str | None = None, path: Path | None = None) -> ModelSpec:
+_PREFIX_DIALECTS = (*WIRE_DIALECTS, "glm-raw", "kimi-raw")
+
+
+def resolve(name: str, *, base_url: str | None = None, dialect: str | None = None, path: Path | None = None,
+            headers: dict[str, str] | None = None) -> ModelSpec:
     """Find a model by name.
 
     Also accepts `DIALECT:URL#MODEL_ID` (e.g. `vllm:http://h:8000/v1#qwen3`; `glm-raw:` and
     `kimi-raw:` render the chat template client-side over /v1/completions), a path to a
     `.gguf` file (embedded), and any name together with `base_url` (an ad-hoc
-    OpenAI-compatible endpoint).
+    OpenAI-compatible endpoint). `headers` are added to the entry's own.
     """
-    cat = catalog(path)
-    if name in cat and base_url is None:
-        spec = cat[name]
-        return spec.model_copy(update={"dialect": dialect}) if dialect else spec
-    if name.endswith(".gguf"):
-        return ModelSpec(name=Path(name).stem, model_id=Path(name).stem, dialect="embedded", path=name)
-    head, sep, rest = name.partition(":")
-    if sep and head in _PREFIX_DIALECTS and rest.startswith("http"):
-        url, _, model_id = rest.partition("#")
-        return ModelSpec(name=name, model_id=model_id or "default", dialect=dialect or head, base_url=url,
-                         native_thinking=head in ("kimi", "glm", "deepseek", "glm-raw", "kimi-raw"))
-    if base_url:
-        base = cat.get(name)
-        if base:
-            return base.model_copy(update={"base_url": base_url, **({"dialect": dialect} if dialect else {})})
-        return ModelSpec(name=name, model_id=name, dialect=dialect or "openai", base_url=base_url)
-    raise UnknownModelError(name, list(cat))
+    if dialect is not None:
+        check_dialect(dialect)
+    raw = raw_catalog(path)
+    where = str(path or _config_path())
+    extra = {"headers": headers} if headers else {}
+    entry: dict[str, Any] | None = None
+    if name in raw:
+        entry = raw[name]
+        if base_url:
+            entry = {**entry, "base_url": base_url}
+        if dialect:
+            entry = _with_dialect(entry, dialect)
+    elif name.endswith(".gguf"):
+        stem = Path(name).stem
+        entry = {"model_id": stem, "dialect": "embedded", "path": name, "price_input": 0.0, "price_cached_input": 0.0,
+                 "price_output": 0.0}
+    else:
+        head, sep, rest = name.partition(":")
+        if sep and head in _PREFIX_DIALECTS and rest.startswith("http"):
+            url, _, model_id = rest.partition("#")
+            entry = {"model_id": model_id or "default", "dialect": dialect or head, "base_url": url}
+        elif base_url:
+            entry = {"model_id": name, "dialect": dialect or "openai", "base_url": base_url}
+    if entry is None:
+        raise UnknownModelError(name, list(raw))
+    if extra:
+        entry = {**entry, "headers": {**(entry.get("headers") or {}), **headers}}  # type: ignore[dict-item]
+    return build_spec(name, entry, where)

@@ -1,22 +1,17 @@
-"""Wire dialects: each provider's real rules for the OpenAI-compatible chat API.
+"""Wire dialects: how each provider's OpenAI-compatible chat JSON is written.
 
-The differences that matter are all about reasoning and thinking:
+What a dialect knows is the wire: the reasoning field's name, tool-call id formats,
+`response_format` variants, image parts. The rules (which reasoning goes back, how
+thinking is toggled and whether it can be, which sampling values may be sent) are the
+model's `Profile` (`profiles.py`, shipped as data): a dialect reads the spec's profile, or
+its own default profile for a spec of another dialect (a scripted test double recording
+what Kimi would have been sent).
 
-- kimi (Moonshot): reasoning arrives as `reasoning_content`; every assistant message with
-  tool calls must go back *with* its `reasoning_content` while thinking is on (the API
-  answers 400 otherwise); thinking is switched off with `thinking: {"type": "disabled"}`;
-  tool-call ids look like `functions.NAME:IDX`; recommended sampling is 1.0/0.95 when
-  thinking and 0.6/0.95 instant.
-- glm (Z.ai): `thinking: {"type": "enabled"|"disabled", "clear_thinking": bool}`; preserved
-  thinking (`clear_thinking: false`) requires every earlier `reasoning_content` back,
-  complete, unmodified and in order.
-- deepseek: `reasoning_content`; only the current tool-call chain's reasoning goes back.
-- vllm / sglang: thinking on/off through `chat_template_kwargs` (`enable_thinking` for
-  GLM/Qwen templates, `thinking` for Kimi's); past reasoning as `reasoning_content`, which
-  the GLM/Kimi chat templates render; reasoning deltas as `reasoning` or `reasoning_content`.
-- llamacpp: llama.cpp servers; `chat_template_kwargs` for thinking, JSON-schema
-  `response_format` for structured output.
-- openai: the plain API; reasoning is never sent back.
+- kimi (Moonshot): `reasoning_content`; tool-call ids look like `functions.NAME:IDX`.
+- glm (Z.ai), deepseek: `reasoning_content`.
+- vllm / sglang / llamacpp: reasoning deltas as `reasoning` or `reasoning_content`;
+  structured output as the server takes it.
+- openai: the plain API.
 
 A dialect is a pure function from a provider-neutral `ChatRequest` to JSON, so payloads
 are testable without a network.
@@ -34,6 +29,7 @@ from ..core import fastjson
 from ..core.messages import Message
 from .base import ChatRequest
 from .catalog import ModelSpec
+from .profiles import Profile, dialect_defaults
 
 _KIMI_ID = re.compile(r"^(functions\.)?[\w\-.]+:\d+$")
 _LONG_DIGITS = re.compile(r"\d{16}")
@@ -79,42 +75,67 @@ class _Prefix:
     last_user: int
 
 
+def set_path(body: dict[str, Any], path: str, value: Any) -> None:
+    """`body["a"]["b"] = value` for path "a.b", making the inner objects as needed."""
+    *heads, last = path.split(".")
+    for h in heads:
+        nxt = body.get(h)
+        if not isinstance(nxt, dict):
+            nxt = body[h] = {}
+        body = nxt
+    body[last] = value
+
+
 class Dialect:
     name = "openai"
     reasoning_fields: tuple[str, ...] = ("reasoning_content", "reasoning")
 
     def __init__(self) -> None:
         self._heads: dict[tuple[Any, ...], tuple[ModelSpec, str]] = {}
+        self._default: Profile | None = None
+
+    def rules(self, spec: ModelSpec) -> Profile:
+        """The spec's profile when the spec speaks this dialect, else this dialect's defaults."""
+        if _DIALECTS.get(spec.dialect) is self:
+            return spec.profile
+        return self.rules_default()
 
     # ---- messages ---------------------------------------------------------------------------
-    def keep_reasoning(self, request: ChatRequest, index: int, msg: Message, last_user: int) -> bool:
-        """Whether this assistant message's reasoning goes back on the wire."""
-        return False
+    def keep_reasoning(self, request: ChatRequest, prof: Profile, index: int, msg: Message, last_user: int) -> bool | str:
+        """Whether this assistant message's reasoning goes back: False, True (as the reasoning
+        field; sent empty when a turn the profile requires has none) or "tags" (inside the
+        content as <think>…</think>: think-tag models and profiles with reasoning_format tags)."""
+        tags = request.reasoning_as_tags
+        policy = "interleaved" if tags else prof.replay
+        if policy == "interleaved" and request.preserve_reasoning and (prof.preserve or tags):
+            policy = "preserved"
+        has = msg.reasoning is not None
+        keep = has and (policy == "preserved" or (policy == "interleaved" and index > last_user))
+        if tags or prof.reasoning_format == "tags":
+            return "tags" if keep else False
+        if keep:
+            return True
+        req = prof.replay_required
+        return request.thinking != "off" and (req == "all" or (req == "tool-calls" and bool(msg.tool_calls)))
 
     def tool_call_id(self, call_id: str, name: str, idx: int) -> str:
         return call_id
 
-    def _plan(self, request: ChatRequest) -> list[tuple[Message, bool | str, str | None]]:
+    def _plan(self, request: ChatRequest, prof: Profile) -> list[tuple[Message, bool | str, str | None]]:
         """Per message: (message, whether its reasoning goes back, its wire tool_call_id)."""
         msgs = request.messages
-        return self._plan_range(request, msgs, 0, len(msgs), {}, _last_user_index(msgs))
+        return self._plan_range(request, prof, msgs, 0, len(msgs), {}, _last_user_index(msgs))
 
-    def _plan_range(self, request: ChatRequest, msgs: list[Message], start: int, end: int,
+    def _plan_range(self, request: ChatRequest, prof: Profile, msgs: list[Message], start: int, end: int,
                     id_map: dict[str, str], last_user: int) -> list[tuple[Message, bool | str, str | None]]:
         out: list[tuple[Message, bool | str, str | None]] = []
-        tags = request.reasoning_as_tags
         for i in range(start, end):
             m = msgs[i]
             role = m.role
             if role == "assistant":
                 for idx, tc in enumerate(m.tool_calls):
                     id_map[tc.id] = self.tool_call_id(tc.id, tc.name, idx)
-                if tags:  # think-tag models: reasoning goes back inside the content (see message_dict)
-                    keep: bool | str = "tags" if m.reasoning is not None and (
-                        request.preserve_reasoning or i > last_user) else False
-                else:
-                    keep = self.keep_reasoning(request, i, m, last_user)
-                out.append((m, keep, None))
+                out.append((m, self.keep_reasoning(request, prof, i, m, last_user), None))
             elif role == "tool":
                 cid = m.tool_call_id or ""
                 out.append((m, False, id_map.get(cid, cid)))
@@ -145,10 +166,22 @@ class Dialect:
             if m.name:
                 d["name"] = m.name
             return d
+        if m.images:
+            parts = [img.part() for img in m.images]
+            if m.content:
+                parts.append({"type": "text", "text": m.content})
+            return {"role": m.role, "content": parts}
         return {"role": m.role, "content": m.content or ""}
 
-    def messages(self, request: ChatRequest) -> list[dict[str, Any]]:
-        return [self.message_dict(*x) for x in self._plan(request)]
+    def messages(self, request: ChatRequest, spec: ModelSpec | None = None) -> list[dict[str, Any]]:
+        prof = self.rules(spec) if spec is not None else self.rules_default()
+        return [self.message_dict(*x) for x in self._plan(request, prof)]
+
+    def rules_default(self) -> Profile:
+        """This dialect's default profile (shipped data)."""
+        if self._default is None:
+            self._default = Profile.model_validate(dialect_defaults(self.name))
+        return self._default
 
     def message_json(self, m: Message, keep: bool | str, tool_id: str | None) -> str:
         """A message's wire JSON, encoded once per (dialect, rendering) and reused: an agent
@@ -161,15 +194,36 @@ class Dialect:
         return cached
 
     # ---- request ----------------------------------------------------------------------------
-    def thinking_params(self, spec: ModelSpec, request: ChatRequest) -> dict[str, Any]:
-        return {}
+    def thinking_params(self, prof: Profile, request: ChatRequest) -> dict[str, Any]:
+        """Thinking on/off, the preserve switch and reasoning_effort, where the profile says
+        they go (dotted paths into the body)."""
+        body: dict[str, Any] = {}
+        t = request.thinking or prof.thinking_default
+        if t is not None and prof.thinking != "always" and prof.thinking_flag:
+            value = prof.thinking_on if t == "on" else prof.thinking_off
+            if value is not None:
+                for path in prof.thinking_flag:
+                    set_path(body, path, value)
+        if prof.preserve_flag and prof.replay != "never":
+            preserving = prof.replay == "preserved" or (request.preserve_reasoning and prof.preserve)
+            value = prof.preserve_on if preserving else prof.preserve_off
+            if value is not None:
+                set_path(body, prof.preserve_flag, value)
+        if request.reasoning_effort is not None and prof.effort_flag:
+            set_path(body, prof.effort_flag, request.reasoning_effort)
+        return body
 
-    def sampling(self, spec: ModelSpec, request: ChatRequest) -> dict[str, Any]:
+    def sampling(self, prof: Profile, request: ChatRequest) -> dict[str, Any]:
+        """The request's sampling values; where it gives none, the profile's recommended ones
+        (never a value the provider fixes)."""
+        rec = prof.recommended_sampling_instant if request.thinking == "off" else prof.recommended_sampling
         out: dict[str, Any] = {}
-        if request.temperature is not None:
-            out["temperature"] = request.temperature
-        if request.top_p is not None:
-            out["top_p"] = request.top_p
+        for param in ("temperature", "top_p"):
+            v = getattr(request, param)
+            if v is None and param in rec and param not in prof.fixed_sampling:
+                v = rec[param]
+            if v is not None:
+                out[param] = v
         return out
 
     def response_format(self, schema: dict[str, Any]) -> dict[str, Any]:
@@ -177,7 +231,7 @@ class Dialect:
 
     def build_payload(self, spec: ModelSpec, request: ChatRequest, stream: bool) -> dict[str, Any]:
         """The request as a dict (what tests inspect). `build_body` gives the same JSON, faster."""
-        return {"messages": self.messages(request), **self._head(spec, request, stream)}
+        return {"messages": self.messages(request, spec), **self._head(spec, request, stream)}
 
     def build_body(self, spec: ModelSpec, request: ChatRequest, stream: bool) -> bytes:
         """The same JSON as `build_payload`, assembled from cached pieces, so that a step costs
@@ -185,14 +239,14 @@ class Dialect:
         (`message_json`), the history before the newest message is kept joined between steps
         (`_messages_json`), and the tool schemas and the request's other fields are encoded
         once per distinct value."""
-        parts = ['{"messages": [', self._messages_json(request), "]"]
+        parts = ['{"messages": [', self._messages_json(request, self.rules(spec)), "]"]
         if request.tools:
             parts += [', "tools": ', _tools_json(request.tools)]
         head = self._head_json(spec, request, stream)
         parts.append(", " + head[1:] if head != "{}" else "}")
         return "".join(parts).encode()
 
-    def _messages_json(self, request: ChatRequest) -> str:
+    def _messages_json(self, request: ChatRequest, prof: Profile) -> str:
         """The messages' JSON, comma-joined. An agent's history only grows, so the rendering of
         all but the last message is kept on the first message (it lives as long as the
         history does) and the next step renders only what was appended. The last message is
@@ -202,8 +256,9 @@ class Dialect:
         msgs = request.messages
         n = len(msgs)
         if n < 3:
-            return ",".join(self.message_json(*x) for x in self._plan(request))
-        key = ("prefix", self.name, request.thinking, request.preserve_reasoning, request.reasoning_as_tags)
+            return ",".join(self.message_json(*x) for x in self._plan(request, prof))
+        key = ("prefix", self.name, request.thinking, request.preserve_reasoning, request.reasoning_as_tags,
+               *prof.replay_key())
         cache = msgs[0].wire_cache()
         st: _Prefix | None = cache.get(key)  # type: ignore[assignment]
         # `src` holds the covered messages after the first (the first holds this cache: keeping
@@ -220,12 +275,12 @@ class Dialect:
             last_user = _last_user_index(msgs)
             st = _Prefix([], "", {}, last_user)
         k = len(st.src) + 1 if st.joined else 0
-        new = [self.message_json(*x) for x in self._plan_range(request, msgs, k, n - 1, st.id_map, last_user)]
+        new = [self.message_json(*x) for x in self._plan_range(request, prof, msgs, k, n - 1, st.id_map, last_user)]
         if new:
             st.joined = ",".join([st.joined, *new]) if st.joined else ",".join(new)
             st.src.extend(msgs[max(k, 1) : n - 1])
         cache[key] = st  # type: ignore[assignment]
-        tail = self.message_json(*self._plan_range(request, msgs, n - 1, n, dict(st.id_map), last_user)[0])
+        tail = self.message_json(*self._plan_range(request, prof, msgs, n - 1, n, dict(st.id_map), last_user)[0])
         return st.joined + "," + tail
 
     def _head_json(self, spec: ModelSpec, request: ChatRequest, stream: bool) -> str:
@@ -269,8 +324,9 @@ class Dialect:
             p["seed"] = request.seed
         if request.response_schema is not None:
             p["response_format"] = self.response_format(request.response_schema)
-        p.update(self.sampling(spec, request))
-        p.update(self.thinking_params(spec, request))
+        prof = self.rules(spec)
+        p.update(self.sampling(prof, request))
+        p.update(self.thinking_params(prof, request))
         p.update(request.extra_body)
         return p
 
@@ -291,77 +347,24 @@ class KimiDialect(Dialect):
     name = "kimi"
     reasoning_fields = ("reasoning_content",)
 
-    def keep_reasoning(self, request, index, msg, last_user):
-        # Required on every tool-call message while thinking is on; other turns only when preserving.
-        if msg.tool_calls and request.thinking != "off":
-            return True
-        return request.preserve_reasoning and msg.reasoning is not None
-
     def tool_call_id(self, call_id, name, idx):
         return call_id if _KIMI_ID.match(call_id) else f"functions.{name}:{idx}"
-
-    def thinking_params(self, spec, request):
-        if request.thinking == "off":
-            return {"thinking": {"type": "disabled"}}
-        if request.thinking == "on":
-            return {"thinking": {"type": "enabled"}}
-        return {}
-
-    def sampling(self, spec, request):
-        instant = request.thinking == "off"
-        return {
-            "temperature": request.temperature if request.temperature is not None else (0.6 if instant else 1.0),
-            "top_p": request.top_p if request.top_p is not None else 0.95,
-        }
 
 
 class GLMDialect(Dialect):
     name = "glm"
     reasoning_fields = ("reasoning_content",)
 
-    def keep_reasoning(self, request, index, msg, last_user):
-        if msg.reasoning is None:
-            return False
-        # Interleaved: the current tool loop's thinking always goes back; preserved: all of it.
-        return request.preserve_reasoning or index > last_user
-
-    def thinking_params(self, spec, request):
-        t: dict[str, Any] = {"type": "disabled" if request.thinking == "off" else "enabled"}
-        t["clear_thinking"] = not request.preserve_reasoning
-        return {"thinking": t}
-
 
 class DeepSeekDialect(Dialect):
     name = "deepseek"
     reasoning_fields = ("reasoning_content",)
 
-    def keep_reasoning(self, request, index, msg, last_user):
-        return msg.reasoning is not None and index > last_user
-
-    def thinking_params(self, spec, request):
-        if request.thinking is None:
-            return {}
-        return {"thinking": {"type": "enabled" if request.thinking == "on" else "disabled"}}
-
 
 class SelfHostedDialect(Dialect):
-    """vLLM and SGLang: the chat template decides; we steer it with chat_template_kwargs."""
+    """vLLM and SGLang: the chat template decides; the profile steers it with chat_template_kwargs."""
 
     name = "vllm"
-
-    def keep_reasoning(self, request, index, msg, last_user):
-        if msg.reasoning is None:
-            return False
-        return request.preserve_reasoning or index > last_user
-
-    def thinking_params(self, spec, request):
-        kw: dict[str, Any] = {}
-        if request.thinking is not None:
-            on = request.thinking == "on"
-            kw.update({"enable_thinking": on, "thinking": on})
-        if request.preserve_reasoning:
-            kw["clear_thinking"] = False
-        return {"chat_template_kwargs": kw} if kw else {}
 
     def response_format(self, schema):
         return {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
@@ -378,12 +381,6 @@ class SGLangDialect(SelfHostedDialect):
 class LlamaCppDialect(SelfHostedDialect):
     name = "llamacpp"
 
-    def thinking_params(self, spec, request):
-        if request.thinking is None:
-            return {}
-        on = request.thinking == "on"
-        return {"chat_template_kwargs": {"enable_thinking": on, "thinking": on}}
-
     def response_format(self, schema):
         # llama-cpp-python's server takes a schema on json_object; llama-server accepts both.
         return {"type": "json_object", "schema": schema}
@@ -394,7 +391,8 @@ _DIALECTS: dict[str, Dialect] = {
     for d in (OpenAIDialect(), KimiDialect(), GLMDialect(), DeepSeekDialect(), VLLMDialect(), SGLangDialect(), LlamaCppDialect())
 }
 _DIALECTS["scripted"] = _DIALECTS["openai"]
-_DIALECTS["glm-raw"] = _DIALECTS["glm"]  # raw models render templates; these only name their reasoning rules
+_DIALECTS["embedded"] = _DIALECTS["openai"]  # only names its reasoning rules; the backend renders
+_DIALECTS["glm-raw"] = _DIALECTS["glm"]  # (legacy names) raw models render templates themselves
 _DIALECTS["kimi-raw"] = _DIALECTS["kimi"]
 
 
@@ -402,7 +400,8 @@ def get_dialect(name: str) -> Dialect:
     try:
         return _DIALECTS[name]
     except KeyError:
-        raise ValueError(f"unknown dialect {name!r}; choose one of {', '.join(sorted(_DIALECTS))}") from None
+        valid = sorted(d for d in _DIALECTS if d not in ("scripted", "embedded", "glm-raw", "kimi-raw"))
+        raise ValueError(f"unknown dialect {name!r}; choose one of {', '.join(valid)}") from None
 
 
 def parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:

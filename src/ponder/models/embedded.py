@@ -56,6 +56,7 @@ from .grammar import (
     describe_tools,
     selected_tools,
 )
+from .profiles import RequestRefused, check_request
 
 DEFAULT_TEMPERATURE = 0.2
 DEFAULT_MAX_TOKENS = 512
@@ -253,7 +254,7 @@ class EmbeddedModel(ChatModel):
         if self.pool_size < 1:
             raise ConfigError(f"pool_size must be at least 1, got {self.pool_size}")
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        self.n_ctx = int(opts.get("n_ctx") or spec.context_window)
+        self.n_ctx = int(opts.get("n_ctx") or spec.context_window or 32_768)
         self.n_threads = int(opts.get("n_threads") or max(1, cores // self.pool_size))
         self.n_batch = int(opts.get("n_batch", 512))
         self.default_temperature = float(opts.get("temperature", DEFAULT_TEMPERATURE))
@@ -319,6 +320,11 @@ class EmbeddedModel(ChatModel):
     # -- the stream ---------------------------------------------------------------------------
     async def stream(self, request: ChatRequest, *, agent: str = "main") -> AsyncIterator[Event]:
         asm = CallAssembler(self.spec, agent, dialect="embedded")
+        try:
+            check_request(self.spec, request)  # e.g. images: the embedded model has no vision
+        except RequestRefused as e:
+            yield asm.error(e)
+            return
         try:
             plan = self._plan(request)
         except (ValueError, TypeError) as e:

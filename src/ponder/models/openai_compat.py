@@ -43,6 +43,7 @@ from .base import CallAssembler, ChatModel, ChatRequest
 from .catalog import ModelSpec
 from .dialects import get_dialect
 from .pool import close_clients, shared_client  # noqa: F401 - public here since the first version
+from .profiles import RequestRefused, check_request, translate_error
 from .retry import RETRY_STATUS, backoff_delay, html_error, looks_html, provider_message, retry_after_s
 from .sse import ErrorChunk, SSEState, Stalled, Watchdog, sse_line
 from .tool_deltas import ToolCallAssembly
@@ -115,6 +116,8 @@ class OpenAICompatModel(ChatModel):
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        headers.update(spec.request_headers())  # per-model headers (gateways, routers) may override
+        self._secrets = [self._key, *spec.secret_header_values()]
         self._headers = CIMultiDict(headers)  # aiohttp's own type: not converted again on every post
         self.url = spec.base_url.rstrip("/") + self.path
         self.max_retries = max_retries
@@ -146,7 +149,7 @@ class OpenAICompatModel(ChatModel):
         return self.dialect.build_body(self.spec, request, stream=self.streaming)
 
     def _clean(self, text: str) -> str:
-        return redact(text, [self._key])
+        return redact(text, self._secrets)
 
     async def aclose(self) -> None:
         """Release this model's hold on the pooled session (closed when no model holds it)."""
@@ -163,8 +166,13 @@ class OpenAICompatModel(ChatModel):
 
     # ---- one call, with retries ---------------------------------------------------------------
     async def stream(self, request: ChatRequest, *, agent: str = "main") -> AsyncIterator[Event]:
-        body = self.build_body(request)
         asm = CallAssembler(self.spec, agent, self.dialect.name)
+        try:
+            check_request(self.spec, request)  # what the profile says the provider would reject
+        except RequestRefused as e:
+            yield asm.error(e)
+            return
+        body = self.build_body(request)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
         attempt = 0
@@ -241,7 +249,8 @@ class OpenAICompatModel(ChatModel):
             detail = f"HTTP {status}{hint}: {said}"
         if status in RETRY_STATUS:
             raise _Retry(detail, status=status, retry_after=retry_after_s(resp.headers))
-        raise ModelError(f"{self.spec.name}: {detail}", status=status, provider_message=said)
+        rule = translate_error(self.spec, status, said) if said else None  # a known provider rule, said plainly
+        raise ModelError(rule or f"{self.spec.name}: {detail}", status=status, provider_message=said)
 
     # ---- not streamed -------------------------------------------------------------------------
     async def _post_once(self, body: bytes, asm: CallAssembler, request: ChatRequest, deadline: float) -> AsyncIterator[Event]:

@@ -155,6 +155,7 @@ _GLM_CALL = "glm_call"  # buffering one <tool_call> body
 _KIMI_SECTION = "kimi_section"  # between calls inside a tool-calls section
 _KIMI_CALL = "kimi_call"  # buffering one <|tool_call_begin|> body
 _TEXT_MODES = (_CONTENT, _REASONING)
+_CALL_STARTS = (GLM_CALL_START, KIMI_SECTION_BEGIN)
 
 
 def _schema_types(tools_schema: Sequence[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
@@ -221,6 +222,7 @@ class StreamParser:
         self._scan_from = 0  # buffered modes: where the next end-tag search may start
         self._calls = 0
         self._closed = False
+        self._boundary = True  # content here is leading whitespace so far (see _step)
 
     # -- public API -------------------------------------------------------------
 
@@ -297,12 +299,25 @@ class StreamParser:
                 pos, tag = i, m
 
         if self._mode in _TEXT_MODES:
+            # At a boundary (output start, after </think> or a tool call) whitespace alone is not
+            # content when a tool call or the end follows: it is held until that is known.
+            held_ws = self._boundary and self._mode == _CONTENT
             if pos == -1:
                 keep = 0 if final else _held_suffix(buf, markers)
-                self._emit_text(out, buf[: len(buf) - keep])
+                text = buf[: len(buf) - keep]
+                if held_ws and not text.strip():
+                    if final:
+                        self._buf = ""
+                    return False
+                self._emit_text(out, text)
+                self._boundary = self._boundary and not text
                 self._buf = buf[len(buf) - keep :]
                 return False
-            self._emit_text(out, buf[:pos])
+            text = buf[:pos]
+            if not (held_ws and not text.strip() and tag in _CALL_STARTS):
+                self._emit_text(out, text)
+                if text:
+                    self._boundary = False
             self._buf = buf[pos + len(tag) :]
             self._skip_leading_start = False
             self._enter_from_text(tag)
@@ -332,6 +347,7 @@ class StreamParser:
             self._mode = _REASONING
         elif self._think and self._mode == _REASONING and tag == self._think[1]:
             self._mode = _CONTENT
+            self._boundary = True
         elif tag == GLM_CALL_START:
             self._mode = _GLM_CALL
         elif tag == KIMI_SECTION_BEGIN:
@@ -343,6 +359,7 @@ class StreamParser:
             if tag == GLM_CALL_END:
                 out.append(self._glm_call(body))
                 self._mode = _CONTENT
+                self._boundary = True
             else:  # a new <tool_call> before this one ended
                 out.append(
                     ParseProblem(
@@ -354,6 +371,7 @@ class StreamParser:
             if body.strip():
                 out.append(ParseProblem("text inside the tool-calls section, outside any tool call", body))
             self._mode = _KIMI_CALL if tag == KIMI_CALL_BEGIN else _CONTENT
+            self._boundary = True
         else:  # _KIMI_CALL
             if tag == KIMI_CALL_END:
                 out.append(self._kimi_call(body))
@@ -366,6 +384,7 @@ class StreamParser:
                     )
                 )
                 self._mode = _CONTENT
+                self._boundary = True
             else:
                 out.append(
                     ParseProblem(
@@ -406,7 +425,11 @@ class StreamParser:
             leftovers.append(rest[leftover_at : m.start()])
             leftover_at = m.end()
             key, value = m.group(1).strip(), m.group(2)
-            args[key] = _decode_value(value) if _is_non_string_type(types.get(key)) else value
+            declared = types.get(key)
+            if declared is None:  # no schema for it: JSON other than a string is decoded (as vLLM's parser)
+                args[key] = _decode_non_string(value)
+            else:
+                args[key] = _decode_value(value) if _is_non_string_type(declared) else value
         leftovers.append(rest[leftover_at:])
         stray = "".join(leftovers).strip()
         if stray:
@@ -443,6 +466,20 @@ def _decode_value(value: str) -> Any:
         return value
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _decode_non_string(value: str) -> Any:
+    """An object, array, number or boolean written as JSON, decoded; anything else (a JSON
+    string, null, plain text) stays the raw text, whitespace and all."""
+    try:
+        v = json.loads(value.strip(), parse_constant=_no_constant)
+    except ValueError:
+        return value
+    return v if isinstance(v, dict | list | int | float) else value  # (bool is an int)
+
+
 def _held_suffix(buf: str, markers: Sequence[str]) -> int:
     """Length of the longest suffix of `buf` that is a proper prefix of some marker."""
     if not markers or not buf:
@@ -475,8 +512,9 @@ class GlmToolCallParser(StreamParser):
     One tolerant grammar serves both GLM-4.7 (no newlines) and GLM-4.5/4.6 (newlines
     after the name and around each argument). Values stay raw strings, except that an
     argument whose schema type is not "string" is JSON-decoded (kept as the string when
-    that fails), as vLLM's glm45/glm47 parsers do. Unlike vLLM, string values are not
-    stripped: a code argument's whitespace is data.
+    that fails), and an argument with no schema type is decoded when it is a JSON object,
+    array, number or boolean, as vLLM's glm45/glm47 parsers do. Unlike vLLM, string values
+    are not stripped: a code argument's whitespace is data.
     """
 
     def __init__(self, tools_schema: Sequence[dict[str, Any]] | None = None, *, id_prefix: str = "call_"):
