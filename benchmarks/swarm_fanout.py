@@ -8,9 +8,12 @@ floor: the same HTTP library (aiohttp), same pool limits, same streaming wire, n
 For each: wall time, the ideal (critical steps x latency), parallel efficiency =
 ideal / wall, and client CPU per step (time.process_time delta / model calls).
 Goals: efficiency >= 0.95 at 1 s; at 200 ms, efficiency >= 0.9 x the floor's and CPU
-per step <= 1.5 x the floor's.
+per step <= 1.5 x the floor's. With `--journal on` the swarm runs through `ponder.runs` (each
+event appended to SQLite as it happens, as every entry point does); goals: the journal costs
+at most 10% of client CPU per step at 200 ms, and efficiency stays >= 0.95 x the floor's.
 
-    .venv/bin/python benchmarks/swarm_fanout.py [--agents 100] [--steps 5] [--latency 0.2 1.0] [--repeats 3] [--json]
+    .venv/bin/python benchmarks/swarm_fanout.py [--agents 100] [--steps 5] [--latency 0.2 1.0] [--repeats 3]
+        [--journal off on] [--json]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,8 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mock_openai_server import start_mock_server  # noqa: E402
 
+from ponder import runs  # noqa: E402
+from ponder.core.store import RunStore  # noqa: E402
 from ponder.engines.base import Budgets  # noqa: E402
 from ponder.engines.swarm import Swarm  # noqa: E402
 from ponder.models.openai_compat import close_clients  # noqa: E402
@@ -42,18 +48,22 @@ async def work(item: int = 0) -> str:
     return f"item {item} ok"
 
 
-async def run_swarm(url: str, agents: int, steps: int, latency: float) -> dict[str, Any]:
+async def run_swarm(url: str, agents: int, steps: int, latency: float, store: RunStore | None = None) -> dict[str, Any]:
     m = model(f"openai:{url}#mock")
     sw = Swarm(m, [work], max_parallel=100, max_agents=max(100, agents),
                budgets=Budgets(max_steps=6, max_tool_calls=1_500), sub_budgets=Budgets(max_steps=steps + 3))
+    task = f"FANOUT {agents} STEPS {steps}: split the work."
     c0, t0 = time.process_time(), time.perf_counter()
-    res = await sw.run(f"FANOUT {agents} STEPS {steps}: split the work.")
+    if store is None:
+        res = await sw.run(task)
+    else:  # the journaled path every entry point takes: each event appended to SQLite as it happens
+        res = await runs.run(sw, task, store=store)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     calls = res.metrics.model_calls
     assert res.status == "ok", (res.status, res.reason)
     assert res.metrics.agents == agents, res.metrics.agents
     crit = res.metrics.critical_steps
-    return {"engine": "swarm", "latency_s": latency, "wall_s": wall, "critical_steps": crit, "ideal_s": crit * latency,
+    return {"engine": "swarm+journal" if store is not None else "swarm", "latency_s": latency, "wall_s": wall, "critical_steps": crit, "ideal_s": crit * latency,
             "efficiency": crit * latency / wall, "steps": calls, "cpu_s": cpu, "cpu_per_step_ms": 1e3 * cpu / calls,
             "peak_concurrency": res.metrics.extra["peak_concurrency"], "parallelism": res.metrics.parallelism}
 
@@ -131,17 +141,22 @@ async def run_floor(url: str, agents: int, steps: int, latency: float, client: a
             "efficiency": crit * latency / wall, "steps": n_calls, "cpu_s": cpu, "cpu_per_step_ms": 1e3 * cpu / n_calls}
 
 
-async def bench(latencies: list[float], agents: int, steps: int, repeats: int) -> list[dict[str, Any]]:
+async def bench(latencies: list[float], agents: int, steps: int, repeats: int, journal: list[str],
+                db: Path) -> list[dict[str, Any]]:
     rows = []
+    store = RunStore(db) if "on" in journal else None
     for lat in latencies:
         url, stop = start_mock_server(lat)
         client = floor_client()
         try:
-            await run_swarm(url, agents, 1, lat)  # warm-up: imports, schemas, pooled connections
+            await run_swarm(url, agents, 1, lat, store)  # warm-up: imports, schemas, pooled connections
             await run_floor(url, agents, 1, lat, client)
             for _ in range(repeats):
                 rows.append(await run_floor(url, agents, steps, lat, client))
-                rows.append(await run_swarm(url, agents, steps, lat))
+                if "off" in journal:
+                    rows.append(await run_swarm(url, agents, steps, lat))
+                if store is not None:
+                    rows.append(await run_swarm(url, agents, steps, lat, store))
         finally:
             await client.close()
             await close_clients()
@@ -150,25 +165,40 @@ async def bench(latencies: list[float], agents: int, steps: int, repeats: int) -
 
 
 def report(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    print(f"{'engine':6} {'latency':>7} {'wall s':>7} {'crit':>4} {'ideal s':>7} {'eff':>5} {'steps':>5} "
+    print(f"{'engine':13} {'latency':>7} {'wall s':>7} {'crit':>4} {'ideal s':>7} {'eff':>5} {'steps':>5} "
           f"{'cpu ms/step':>11} {'peak':>4}")
     for r in rows:
-        print(f"{r['engine']:6} {r['latency_s']:>7.2f} {r['wall_s']:>7.3f} {r['critical_steps']:>4} {r['ideal_s']:>7.2f} "
+        print(f"{r['engine']:13} {r['latency_s']:>7.2f} {r['wall_s']:>7.3f} {r['critical_steps']:>4} {r['ideal_s']:>7.2f} "
               f"{r['efficiency']:>5.3f} {r['steps']:>5} {r['cpu_per_step_ms']:>11.3f} {r.get('peak_concurrency', ''):>4}")
     verdict: dict[str, Any] = {}
+    med = statistics.median
     for lat in sorted({r["latency_s"] for r in rows}):
-        sw = [r for r in rows if r["latency_s"] == lat and r["engine"] == "swarm"]
-        fl = [r for r in rows if r["latency_s"] == lat and r["engine"] == "floor"]
+        at = [r for r in rows if r["latency_s"] == lat]
+        fl = [r for r in at if r["engine"] == "floor"]
         # medians over repeats: this machine is noisy, and best-of-N would flatter both sides
-        eff_s, eff_f = statistics.median(r["efficiency"] for r in sw), statistics.median(r["efficiency"] for r in fl)
-        cpu_s, cpu_f = statistics.median(r["cpu_per_step_ms"] for r in sw), statistics.median(r["cpu_per_step_ms"] for r in fl)
-        v = {"swarm_efficiency": round(eff_s, 4), "floor_efficiency": round(eff_f, 4),
-             "efficiency_vs_floor": round(eff_s / eff_f, 4), "cpu_per_step_ratio": round(cpu_s / cpu_f, 4)}
-        if lat >= 1.0:
-            v["goal_efficiency_ge_0.95"] = eff_s >= 0.95
-        else:
-            v["goal_efficiency_ge_0.9x_floor"] = eff_s >= 0.9 * eff_f
-            v["goal_cpu_le_1.5x_floor"] = cpu_s <= 1.5 * cpu_f
+        eff_f, cpu_f = med(r["efficiency"] for r in fl), med(r["cpu_per_step_ms"] for r in fl)
+        v: dict[str, Any] = {"floor_efficiency": round(eff_f, 4), "floor_cpu_ms": round(cpu_f, 4)}
+        for eng in ("swarm", "swarm+journal"):
+            sw = [r for r in at if r["engine"] == eng]
+            if not sw:
+                continue
+            eff_s, cpu_s = med(r["efficiency"] for r in sw), med(r["cpu_per_step_ms"] for r in sw)
+            tag = "journal" if eng == "swarm+journal" else "swarm"
+            v[f"{tag}_efficiency"] = round(eff_s, 4)
+            v[f"{tag}_efficiency_vs_floor"] = round(eff_s / eff_f, 4)
+            v[f"{tag}_cpu_ms"] = round(cpu_s, 4)
+            v[f"{tag}_cpu_per_step_ratio"] = round(cpu_s / cpu_f, 4)
+            if lat >= 1.0:
+                v[f"goal_{tag}_efficiency_ge_0.95"] = eff_s >= 0.95
+            elif tag == "swarm":
+                v["goal_efficiency_ge_0.9x_floor"] = eff_s >= 0.9 * eff_f
+                v["goal_cpu_le_1.5x_floor"] = cpu_s <= 1.5 * cpu_f
+            else:
+                v["goal_journal_efficiency_ge_0.95x_floor"] = eff_s >= 0.95 * eff_f
+        if "swarm_cpu_ms" in v and "journal_cpu_ms" in v:
+            v["journal_cpu_cost"] = round(v["journal_cpu_ms"] / v["swarm_cpu_ms"] - 1, 4)
+            if lat < 1.0:
+                v["goal_journal_cpu_le_10pct"] = v["journal_cpu_cost"] <= 0.10
         verdict[f"{lat:g}s"] = v
         print(f"latency {lat:g}s: " + ", ".join(f"{k}={val}" for k, val in v.items()))
     return verdict
@@ -180,9 +210,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5, help="tool steps per sub-agent (then one answer)")
     ap.add_argument("--latency", type=float, nargs="+", default=[0.2, 1.0])
     ap.add_argument("--repeats", type=int, default=3, help="runs per engine and latency; the verdict uses medians")
+    ap.add_argument("--journal", nargs="+", choices=["on", "off"], default=["off", "on"],
+                    help="run the swarm without the journal, with it (SQLite, as every entry point does), or both")
+    ap.add_argument("--db", type=Path, default=None, help="journal file (default: a temporary one)")
     ap.add_argument("--json", action="store_true", help="also print the rows and verdict as one JSON object")
     a = ap.parse_args()
-    rows = asyncio.run(bench(a.latency, a.agents, a.steps, a.repeats))
+    with tempfile.TemporaryDirectory() as d:
+        rows = asyncio.run(bench(a.latency, a.agents, a.steps, a.repeats, a.journal, a.db or Path(d) / "bench.db"))
     verdict = report(rows)
     if a.json:
         print(json.dumps({"rows": rows, "verdict": verdict}))
