@@ -31,9 +31,10 @@ from .store import TaskRecord
 CUT = frozenset({"budget", "timeout", "cancelled"})
 CONFIG_LABELS = {
     "suites": "suites", "jsonl": "JSONL suites", "corpus": "corpus for JSONL suites", "modes": "modes",
-    "models": "models", "n": "tasks per suite", "seed": "seed", "demo": "demo sizes", "max_steps": "step budget per run",
+    "models": "models", "n": "tasks per suite", "suite_n": "tasks per suite, overrides", "seed": "seed", "demo": "demo sizes", "max_steps": "step budget per run",
     "task_timeout_s": "time limit per task (s)", "time_budget_s": "time budget for the comparison (s)",
-    "concurrency": "tasks at once", "max_parallel": "swarm sub-agents at once", "max_tokens": "max tokens per call",
+    "concurrency": "tasks at once", "max_parallel": "swarm sub-agents at once",
+    "sub_max_steps": "step budget per swarm sub-agent", "max_tokens": "max tokens per call",
     "thinking": "thinking", "first_tool_choice": "first step must call a tool", "judge_model": "judge model",
 }
 
@@ -283,11 +284,13 @@ def config_rows(config: dict[str, Any] | None) -> list[tuple[str, str]]:
             continue
         v = config[key]
         if v in (None, [], ""):
-            if key in ("jsonl", "corpus", "judge_model", "first_tool_choice"):
+            if key in ("jsonl", "corpus", "judge_model", "first_tool_choice", "suite_n", "sub_max_steps"):
                 continue
             v = "none"
         elif isinstance(v, list | tuple):
             v = ", ".join(str(x) for x in v)
+        elif isinstance(v, dict):
+            v = ", ".join(f"{a}: {b}" for a, b in v.items())
         elif isinstance(v, bool):
             v = "yes" if v else "no"
         out.append((label, str(v)))

@@ -43,12 +43,14 @@ class CompareConfig:
     modes: list[str] = field(default_factory=lambda: ["swarm", "interleaved", "single"])
     models: list[str] = field(default_factory=lambda: ["smollm2"])
     n: int = 5
+    suite_n: dict[str, int] = field(default_factory=dict)  # per-suite task counts overriding n
     seed: int = 0
     demo: bool = False
     jsonl: list[str] = field(default_factory=list)
     concurrency: int = 2
     max_steps: int = 12
     max_parallel: int = 8  # swarm sub-agents at once
+    sub_max_steps: int | None = None  # step budget per swarm sub-agent (default: max_steps)
     task_timeout_s: float | None = 600.0
     max_tokens: int | None = None  # per single-mode call
     judge_model: str | None = None
@@ -70,7 +72,7 @@ class CompareConfig:
             raise ValueError(f"unknown suite {bad[0]!r}; use one of {', '.join(BUILTIN_SUITES)} or --jsonl FILE")
         if not self.models:
             raise ValueError("no model selected; pass --model NAME (e.g. smollm2)")
-        if self.n < 1 or self.concurrency < 1:
+        if self.n < 1 or self.concurrency < 1 or any(v < 1 for v in self.suite_n.values()):
             raise ValueError("--n and --concurrency must be at least 1")
         if self.thinking not in ("on", "off", "auto"):
             raise ValueError(f"thinking must be on, off or auto, not {self.thinking!r}")
@@ -121,7 +123,7 @@ def default_engine_factory(engine: str, model: ChatModel, tools: list[Tool], cfg
             raise RuntimeError(f"the swarm engine is not available (ponder.engines.swarm: {e})") from e
         kwargs: dict[str, Any] = {"sub_model": None, "max_parallel": cfg.max_parallel}
         # (the swarm has no first_tool_choice for its sub-agents: see docs/compare.md)
-        optional = {"budgets": budgets, "sub_budgets": Budgets(max_steps=cfg.max_steps),
+        optional = {"budgets": budgets, "sub_budgets": Budgets(max_steps=cfg.sub_max_steps or cfg.max_steps),
                     "orch_max_tokens": cfg.max_tokens, "thinking": cfg.thinking}
         kwargs.update({k: v for k, v in optional.items() if v is not None and _accepts(Swarm, k)})
         return Swarm(model, tools, **kwargs)
@@ -141,7 +143,7 @@ class WorkItem:
 
 
 def build_suites(cfg: CompareConfig) -> list[Suite]:
-    suites = [load_suite(s, n=cfg.n, seed=cfg.seed, demo=cfg.demo) for s in cfg.suites]
+    suites = [load_suite(s, n=cfg.suite_n.get(s, cfg.n), seed=cfg.seed, demo=cfg.demo) for s in cfg.suites]
     if cfg.jsonl:
         tools = _corpus_tools(cfg.corpus)
         suites += [jsonl_suite(p, n=cfg.n, tools=tools) for p in cfg.jsonl]
@@ -160,6 +162,10 @@ def _corpus_tools(corpus: str | None) -> Callable[[], list[Tool]] | None:
 
 
 class Runner:
+    # the runner's own limit is the engine's wall budget plus this margin: the engine stops
+    # itself first (status budget); the runner's limit catches what cannot stop (a single call)
+    hard_margin_s = 30.0
+
     def __init__(
         self,
         config: CompareConfig,
@@ -251,7 +257,7 @@ class Runner:
             else:
                 coro = self._engine(engine, model, w.suite, task, rec)
             if self.cfg.task_timeout_s:
-                await asyncio.wait_for(coro, timeout=self.cfg.task_timeout_s + 30)
+                await asyncio.wait_for(coro, timeout=self.cfg.task_timeout_s + self.hard_margin_s)
             else:
                 await coro
             g = await self._grade(task, rec.answer)

@@ -24,9 +24,10 @@ from .render import run_async
 # and the report says so). Thinking is off and the first step must call a tool: on the
 # 135M model, elicited thinking degenerates ("1.1.1.1…" for hundreds of tokens) and an
 # unforced first step answers without looking anything up (docs/compare.md has the numbers).
-DEMO = {"suites": ["lookup-wide", "lookup-chain", "deep", "wide", "reason"], "modes": ["swarm", "interleaved", "single"],
-        "models": ["smollm2"], "n": 2, "max_steps": 12, "task_timeout_s": 60.0, "concurrency": 1, "max_parallel": 8,
-        "max_tokens": 512, "time_budget_s": 330.0, "thinking": "off", "first_tool_choice": "required"}
+DEMO = {"suites": ["lookup-wide", "lookup-chain", "reason", "deep", "wide"], "modes": ["swarm", "interleaved", "single"],
+        "models": ["smollm2"], "n": 1, "suite_n": {"lookup-chain": 2}, "max_steps": 12, "sub_max_steps": 4,
+        "task_timeout_s": 45.0, "concurrency": 1, "max_parallel": 8, "max_tokens": 512, "time_budget_s": 300.0,
+        "thinking": "off", "first_tool_choice": "required"}
 
 
 def register(app: typer.Typer) -> None:
@@ -46,6 +47,8 @@ def compare_cmd(
     jsonl: Annotated[list[Path] | None, typer.Option("--jsonl", help="A user suite: JSONL with question, answer, grader.")] = None,
     corpus: Annotated[Path | None, typer.Option("--corpus", help="A folder of documents or a saved index (`ponder corpus build`): JSONL suites get search tools over it.")] = None,
     thinking: Annotated[str, typer.Option(help="Engine thinking: on | off | auto.")] = "auto",
+    first_tool_choice: Annotated[str | None, typer.Option(help="required: an interleaved agent's first step must call a tool.")] = None,
+    sub_max_steps: Annotated[int | None, typer.Option(help="Step budget per swarm sub-agent (default: --max-steps).")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Small offline suites with the embedded model (what `make demo` runs).")] = False,
     max_steps: Annotated[int, typer.Option(help="Step budget per engine run.")] = 12,
     task_timeout: Annotated[float, typer.Option(help="Wall-clock limit per task, seconds.")] = 600.0,
@@ -83,8 +86,8 @@ def compare_cmd(
                             modes=mode or ["swarm", "interleaved", "single"], models=model or ["smollm2"], n=n,
                             seed=seed, jsonl=[str(p) for p in jsonl or []], concurrency=concurrency,
                             max_steps=max_steps, task_timeout_s=task_timeout, judge_model=judge_model,
-                            time_budget_s=time_budget, thinking=thinking,
-                            corpus=str(corpus) if corpus is not None else None)
+                            time_budget_s=time_budget, thinking=thinking, first_tool_choice=first_tool_choice,
+                            sub_max_steps=sub_max_steps, corpus=str(corpus) if corpus is not None else None)
     try:
         cfg.validate()
     except ValueError as e:

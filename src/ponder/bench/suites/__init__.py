@@ -23,7 +23,7 @@ def load_suite(name: str, *, n: int, seed: int, demo: bool = False) -> Suite:
     if name == "lookup-wide":
         from .lookup import lookup_wide_suite
 
-        return lookup_wide_suite(n, seed, width=(8, 12) if demo else (8, 50))
+        return lookup_wide_suite(n, seed, width=(8, 10) if demo else (8, 50))
     if name == "lookup-chain":
         from .lookup import lookup_chain_suite
 

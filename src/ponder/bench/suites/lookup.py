@@ -41,6 +41,9 @@ ATTRIBUTES: dict[str, dict[str, str]] = {
 }
 # the fact each suite's tool returns, by kind of entity
 WIDE_FACT = {"company": "founded", "person": "born", "city": "population"}
+# how a lookup-wide line reads ("Mencond Pharma was founded in 1954": a sentence, which the
+# 135M model copies whole more often than "Name: value", where it tends to stop at the colon)
+WIDE_PHRASE = {"company": "was founded in", "person": "was born in", "city": "has a population of"}
 CHAIN_FACT = {"event": "organizer", "company": "ceo", "person": "birthplace", "city": "founded"}
 @dataclass
 class Entity:
@@ -88,7 +91,8 @@ class FactIndex:
         attr = relation.get(e.kind)
         if attr is None:
             kinds = ", ".join(sorted(relation))
-            raise ToolFailure(f"{entity} is a {e.kind}; this lookup answers for: {kinds}")
+            article = "an" if e.kind[0] in "aeiou" else "a"
+            raise ToolFailure(f"{entity} is {article} {e.kind}; this lookup answers for: {kinds}")
         return e, attr, e.facts[attr]
 
 
@@ -109,17 +113,28 @@ def _tool(index: FactIndex, description: str, fn: Any) -> Tool:
 
 
 def fact_tool(index: FactIndex) -> Tool:
-    """lookup-wide's `lookup(entity)`: one line, "Mencond Pharma: founded 1954" (for a company
-    the year founded, a person the year born, a city its population). The argument is an
-    enum of every entity in the knowledge base, so a constrained decoder can only name
-    something real; choosing the right one is still the model's job."""
+    """lookup-wide's `lookup(entity)`: one fact per call (for a company the year founded, a
+    person the year born, a city its population), returned as the run's table so far:
+    every line looked up in this run, newest last ("Mencond Pharma was founded in 1954"). One
+    instance per run, shared by all its agents, like the swarm's shared memory.
+
+    Why a running table: the answer this suite asks for is that table, and a 135M model
+    cannot gather 8-12 facts spread over as many earlier messages (measured: it answered
+    with the last value alone); copying one block it can. The lookups themselves, one
+    call per item, are still the model's to make, so the shape of the work is unchanged:
+    an interleaved agent needs a step per item, a swarm can make them at once. The
+    argument is an enum of every entity in the knowledge base, so a constrained decoder
+    can only name something real; choosing the right one is still the model's job."""
+    table: dict[str, str] = {}
 
     def lookup(entity: str) -> str:
         e, attr, value = index.fact(entity, WIDE_FACT)
-        return f"{e.label}: {ATTRIBUTES[e.kind][attr]} {value}"
+        table.pop(e.label, None)
+        table[e.label] = f"{e.label} {WIDE_PHRASE[e.kind]} {value}"
+        return f"Looked up so far ({len(table)}, newest last):\n" + "\n".join(table.values())
 
     return _tool(index, "Look up one fact: for a company the year it was founded, for a person the year they "
-                        "were born, for a city its population.", lookup)
+                        "were born, for a city its population. Returns every fact looked up so far.", lookup)
 
 
 def cursor_tool(index: FactIndex) -> Tool:
@@ -170,13 +185,13 @@ def lookup_wide_suite(n: int, seed: int, *, width: tuple[int, int] = (8, 50)) ->
         items = "\n".join(f"{j}. {nm}" for j, nm in enumerate(names, 1))
         question = (
             f"Find {ask.format(n=k)}, with lookup(entity) for each one (they are independent):\n{items}\n\n"
-            f"Answer with one line per entry: <name>: {ATTRIBUTES[kind][attr]} <{'year' if attr != 'population' else 'number'}>."
+            f"Answer with one line per entry: <name> {WIDE_PHRASE[kind]} <{'year' if attr != 'population' else 'number'}>."
         )
         gold = TableGold(["entity", "value"], "entity", rows, {"value": "number"}, score_key=False)
         tasks.append(BenchTask("lookup-wide", f"lookup-wide-{seed}-{i:03d}", question, gold, "pairs",
-                               features={"width": k, "hops": 1}, meta={"entities": names, "attribute": attr}))
-    tool = fact_tool(index)  # stateless: one instance serves every run
-    return Suite("lookup-wide", tasks, kb.documents, lambda: [tool],
+                               features={"width": k, "hops": 1},
+                               meta={"entities": names, "attribute": attr, "phrase": WIDE_PHRASE[kind]}))
+    return Suite("lookup-wide", tasks, kb.documents, lambda: [fact_tool(index)],
                  "N independent facts via lookup(entity, attribute) (item F1 over the values)")
 
 
