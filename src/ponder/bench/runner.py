@@ -23,12 +23,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from ..core.grounding import ground_run
 from ..core.messages import Message
 from ..engines.base import Budgets, RunResult
 from ..models.base import ChatModel, ChatRequest
 from ..tools.base import Tool
 from .graders import Grade, TableGold, grade
-from .grounding import ground_run
 from .router import Router, task_features
 from .store import CompareStore, TaskRecord
 from .suites import BUILTIN_SUITES, BenchTask, Suite, jsonl_suite, load_suite

@@ -50,6 +50,7 @@ def compare_cmd(
     first_tool_choice: Annotated[str | None, typer.Option(help="required: an interleaved agent's first step must call a tool.")] = None,
     sub_max_steps: Annotated[int | None, typer.Option(help="Step budget per swarm sub-agent (default: --max-steps).")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Small offline suites with the embedded model (what `make demo` runs).")] = False,
+    demo_sizes: Annotated[bool, typer.Option("--demo-sizes", help="The demo's small task sizes (lookup-wide 8-10 items, wide 3-4 companies).")] = False,
     max_steps: Annotated[int, typer.Option(help="Step budget per engine run.")] = 12,
     task_timeout: Annotated[float, typer.Option(help="Wall-clock limit per task, seconds.")] = 600.0,
     judge_model: Annotated[str | None, typer.Option(help="Model that grades free-form ('judge') answers.")] = None,
@@ -87,7 +88,8 @@ def compare_cmd(
                             seed=seed, jsonl=[str(p) for p in jsonl or []], concurrency=concurrency,
                             max_steps=max_steps, task_timeout_s=task_timeout, judge_model=judge_model,
                             time_budget_s=time_budget, thinking=thinking, first_tool_choice=first_tool_choice,
-                            sub_max_steps=sub_max_steps, corpus=str(corpus) if corpus is not None else None)
+                            sub_max_steps=sub_max_steps, corpus=str(corpus) if corpus is not None else None,
+                            demo=demo_sizes)
     try:
         cfg.validate()
     except ValueError as e:

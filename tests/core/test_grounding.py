@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ponder.bench.grounding import Evidence, check, ground_run, grounding_reward, names_in, numbers_in
 from ponder.core.events import ToolResult
+from ponder.core.grounding import Evidence, check, ground_run, grounding_reward, names_in, numbers_in
 
 
 def _result(content: str, ok: bool = True, agent: str = "main") -> ToolResult:

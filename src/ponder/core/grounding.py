@@ -19,8 +19,8 @@ Deliberately simple and explainable, and therefore a heuristic:
   opener ending in -ly/-ing/-ed ("Unfortunately"); all-capital acronyms are skipped
   (too ambiguous).
 
-No engine imports: the runner calls it with the events of a finished run, and the
-trajectory export can call `grounding_reward(answer, events, task)` the same way.
+It lives in `core` (it needs only the event types) so that the compare runner and the
+engines' trajectory export can both use it: `grounding_reward(answer, events, task)`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from .events import ToolResult
 
 _NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*]\s*)?\d{1,3}[.)]\s", re.M)
@@ -179,13 +181,8 @@ def check(answer: str | None, evidence: Evidence) -> Grounding:
 
 
 def tool_texts(events: Iterable[Any]) -> list[str]:
-    """The content of every successful tool result in a run's events (any agent). Duck-typed on
-    `ToolResult` (type name, `ok`, `content`) so that this module imports nothing from engines."""
-    out = []
-    for ev in events:
-        if type(ev).__name__ == "ToolResult" and getattr(ev, "ok", False) and getattr(ev, "content", None):
-            out.append(str(ev.content))
-    return out
+    """The content of every successful tool result in a run's events (any agent)."""
+    return [ev.content for ev in events if isinstance(ev, ToolResult) and ev.ok and ev.content]
 
 
 def ground_run(answer: str | None, events: Iterable[Any], task: str | None = None) -> Grounding:
