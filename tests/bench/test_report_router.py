@@ -91,3 +91,45 @@ def test_store_roundtrip(tmp_path: Path) -> None:
     assert s.done_keys(cid) == {("wide", "t1", "swarm", "m")}
     with pytest.raises(KeyError, match="no comparison 'nope'"):
         s.config("nope")
+
+
+def test_ratios_are_stated_one_way_in_words_and_cut_runs_stay_out_of_wall_clock() -> None:
+    from ponder.bench.report import ratio_words, speedups, summary_dict
+
+    assert ratio_words(3.5, "critical steps") == "swarm used 3.50× the critical steps of interleaved"
+    assert ratio_words(0.29, "wall-clock time") == "swarm used 0.29× the wall-clock time of interleaved"
+    assert "about the same" in ratio_words(1.02, "critical steps")
+    recs = [_rec("a", "swarm", width=8, solved=True, wall=2.0, crit=4), _rec("a", "interleaved", width=8, solved=False,
+                                                                             wall=8.0, crit=12),
+            _rec("b", "swarm", width=8, solved=False, wall=99.0, crit=9), _rec("b", "interleaved", width=8,
+                                                                               solved=False, wall=5.0, crit=9)]
+    recs[2].status = "budget"  # cut: task b is left out of the swarm/interleaved ratios
+    (sp,) = speedups(recs)
+    assert sp.tasks == 1 and sp.excluded == 1 and sp.wall_ratio == 0.25 and sp.critical_ratio == 4 / 12
+    rows = {r.mode: r for r in aggregate(recs)}
+    assert rows["swarm"].cut == 1 and rows["swarm"].wall_mean_s == 2.0  # the 99 s cut run is not a speed
+    v = summary_dict(recs)["verdicts"]["wide"]
+    assert "swarm used 0.25× the wall-clock time of interleaved" in v and "1 run(s) were cut" in v
+
+
+def test_item_level_intervals_and_the_design_fit_verdict() -> None:
+    from ponder.bench.report import shape_verdict
+
+    recs = []
+    for i in range(4):
+        sw = _rec(f"w{i}", "swarm", width=10, solved=False, wall=1.0, suite="lookup-wide")
+        sw.detail = {"items_correct": 9, "items_gold": 10, "grounding": {"fraction": 1.0}}
+        il = _rec(f"w{i}", "interleaved", width=10, solved=False, wall=3.0, suite="lookup-wide")
+        il.detail = {"items_correct": 1, "items_gold": 10, "grounding": {"fraction": 0.5}}
+        ch_sw = _rec(f"c{i}", "swarm", width=1, solved=False, wall=1.0, suite="lookup-chain")
+        ch_il = _rec(f"c{i}", "interleaved", width=1, solved=i < 2, wall=1.0, suite="lookup-chain")
+        for r in (ch_sw, ch_il):
+            r.features = {"width": 1, "suite_hops": 3}
+        recs += [sw, il, ch_sw, ch_il]
+    rows = {(r.suite, r.mode): r for r in aggregate(recs)}
+    w = rows[("lookup-wide", "swarm")]
+    assert (w.items_correct, w.items_gold) == (36, 40) and w.item_ci is not None and w.item_ci[0] > 0.7
+    assert w.grounded == 1.0 and rows[("lookup-wide", "interleaved")].grounded == 0.5
+    lines = shape_verdict(aggregate(recs), recs)
+    assert lines[0].startswith("wide work") and "swarm fits it better" in lines[0]
+    assert lines[1].startswith("deep work") and "lookup-chain" in lines[1] and "intervals overlap" in lines[1]

@@ -115,3 +115,87 @@ async def test_time_budget_leaves_the_rest_resumable(tmp_path: Path) -> None:
     again = Runner(_cfg(path), store, model_factory=lambda n: model, progress=False)
     await again.run(cid)
     assert len(store.results(cid)) == 6 and dict(store.comparisons())[cid] == "done"
+
+
+async def test_cut_tasks_are_counted_apart_from_errors_and_kept_out_of_wall_clock(tmp_path: Path) -> None:
+    from ponder.bench.report import aggregate, speedups
+
+    path = _suite_file(tmp_path, 3)
+    store = CompareStore(tmp_path / "c.db")
+    slow = counting_double(delay_s=0.6)
+    cfg = _cfg(path, modes=["interleaved"], task_timeout_s=0.2, max_steps=3)
+    cid = await Runner(cfg, store, model_factory=lambda n: slow, progress=False).run()
+    recs = store.results(cid)
+    assert {r.status for r in recs} == {"budget"} and not any(r.error for r in recs)  # the engine's wall budget
+    (row,) = aggregate(recs)
+    assert row.cut == 3 and row.errors == 0 and row.wall_mean_s is None  # no finished task: no wall figure
+    assert speedups(recs) == []
+
+
+async def test_the_runners_hard_timeout_is_a_cut_not_an_error(tmp_path: Path) -> None:
+    path = _suite_file(tmp_path, 1)
+    store = CompareStore(tmp_path / "c.db")
+    runner = Runner(_cfg(path, task_timeout_s=0.05), store, model_factory=lambda n: counting_double(delay_s=5.0),
+                    progress=False)
+    runner.hard_margin_s = 0.0  # a single-mode call has no engine budget: the runner's limit cuts it
+    cid = await runner.run()
+    (rec,) = store.results(cid)
+    assert rec.status == "timeout" and rec.error is None and "hard limit" in rec.detail["reason"]
+
+
+async def test_time_budget_lists_what_did_not_run(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from ponder.bench.html import render_html
+    from ponder.bench.report import NotRun, render_terminal
+
+    path = _suite_file(tmp_path, 5)
+    store = CompareStore(tmp_path / "c.db")
+    runner = Runner(_cfg(path, time_budget_s=0.05), store, model_factory=lambda n: counting_double(delay_s=0.04),
+                    progress=False)
+    cid = await runner.run()
+    pending = runner.pending_keys(cid)
+    assert pending and sorted(pending) == sorted(runner.not_run)
+    assert len(pending) + len(store.results(cid)) == 5
+    not_run = NotRun(pending, f"ponder compare --resume {cid}")
+    console = Console(record=True, width=200)
+    render_terminal(store.results(cid), cid, console, config=runner.cfg.to_dict(), not_run=not_run)
+    out = console.export_text()
+    assert f"{len(pending)} task(s) did not run (arith/single: {len(pending)})" in out
+    assert f"ponder compare --resume {cid}" in out
+    assert "time limit per task (s)" in out and "{'" not in out  # a table of the configuration, not a dict
+    html = render_html(store.results(cid), cid, runner.cfg.to_dict(), not_run)
+    assert f"Did not run ({len(pending)})" in html and "--resume" in html and "<th>tasks per suite</th>" in html
+
+
+def test_engine_settings_reach_the_engines() -> None:
+    from ponder.bench.runner import default_engine_factory
+
+    model = counting_double()
+    cfg = CompareConfig(thinking="off", first_tool_choice="required", max_steps=7, sub_max_steps=3)
+    il = default_engine_factory("interleaved", model, [], cfg)
+    assert il.thinking == "off" and il.first_tool_choice == "required" and il.budgets.max_steps == 7  # type: ignore[attr-defined]
+    sw = default_engine_factory("swarm", model, [], cfg)
+    assert sw.thinking == "off" and sw.sub_budgets.max_steps == 3 and sw.budgets.max_steps == 7  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="thinking must be"):
+        CompareConfig(thinking="maybe").validate()
+
+
+def test_jsonl_suites_search_the_given_corpus(tmp_path: Path) -> None:
+    import asyncio
+
+    from ponder.bench.runner import build_suites
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "spec.md").write_text("# Packaging spec\n\nA source package is built with dpkg-buildpackage.")
+    path = _suite_file(tmp_path, 2)
+    (suite,) = build_suites(_cfg(path, corpus=str(docs)))
+    tools = {t.name: t for t in suite.tools()}
+    assert set(tools) == {"search", "open_document"}
+    ok, content, _ = asyncio.run(tools["search"].run({"query": "dpkg source package"}))
+    assert ok and str(docs) in content and "spec" in content
+    (bare,) = build_suites(_cfg(path))
+    assert bare.tools() == []
+    with pytest.raises(ValueError, match="does not exist"):
+        build_suites(_cfg(path, corpus=str(tmp_path / "missing")))

@@ -147,9 +147,13 @@ class TableGold:
     key: str
     rows: list[dict[str, Any]]
     matchers: dict[str, str] = field(default_factory=dict)  # column -> "exact" | "number"
+    # WideSearch counts an aligned key cell as a correct item. With two columns that alone
+    # is an F1 of 0.5 for restating the question, so a suite may count only the value cells.
+    score_key: bool = True
 
     def as_dict(self) -> dict[str, Any]:
-        return {"columns": self.columns, "key": self.key, "rows": self.rows, "matchers": self.matchers}
+        return {"columns": self.columns, "key": self.key, "rows": self.rows, "matchers": self.matchers,
+                "score_key": self.score_key}
 
 
 @dataclass
@@ -164,6 +168,8 @@ class TableScore:
     aligned: int
     predicted_rows: int
     gold_rows: int
+    items_correct: int = 0  # scored cells right (the numerator of item recall)
+    items_gold: int = 0  # scored cells in the gold table (its denominator)
 
 
 def _f1(p: float, r: float) -> float:
@@ -247,19 +253,21 @@ def score_table(pred_rows: list[dict[str, Any]], gold: TableGold, fuzzy_key: flo
             taken[best] = pi
     correct_items = 0
     correct_rows = 0
+    scored = cols if gold.score_key else [c for c in cols if c != gold.key]
     for gi, pi in taken.items():
         g, p = gold.rows[gi], pred_rows[pi]
-        ok_cells = sum(1 for c in cols if c == gold.key or _cell_ok(p.get(c, ""), g.get(c, ""), gold.matchers.get(c, "exact")))
+        ok_cells = sum(1 for c in scored if c == gold.key or _cell_ok(p.get(c, ""), g.get(c, ""), gold.matchers.get(c, "exact")))
         correct_items += ok_cells
-        correct_rows += ok_cells == len(cols)
+        correct_rows += ok_cells == len(scored)
     n_pred, n_gold = len(pred_rows), len(gold.rows)
     rp = correct_rows / n_pred if n_pred else 0.0
     rr = correct_rows / n_gold if n_gold else 0.0
-    ip = correct_items / (n_pred * len(cols)) if n_pred else 0.0
-    ir = correct_items / (n_gold * len(cols)) if n_gold else 0.0
+    ip = correct_items / (n_pred * len(scored)) if n_pred else 0.0
+    ir = correct_items / (n_gold * len(scored)) if n_gold else 0.0
     rf, itf = _f1(rp, rr), _f1(ip, ir)
     return TableScore(rp, rr, rf, ip, ir, itf, success=(rf == 1.0 and itf == 1.0), aligned=len(taken),
-                      predicted_rows=n_pred, gold_rows=n_gold)
+                      predicted_rows=n_pred, gold_rows=n_gold, items_correct=correct_items,
+                      items_gold=n_gold * len(scored))
 
 
 def grade_table(answer_text: str | None, gold: TableGold) -> Grade:
@@ -268,8 +276,48 @@ def grade_table(answer_text: str | None, gold: TableGold) -> Grade:
     return Grade(s.item_f1, s.success, f"{len(rows)} rows", detail=s.__dict__.copy())
 
 
+# ---- key: value lines (lookup-wide) ---------------------------------------------------------
+def parse_pairs(text: str | None, keys: list[str]) -> list[dict[str, str]]:
+    """Rows `{"entity", "value"}` from a reply written one claim per line ("Name: 1923",
+    "- founded of Name: 1923", a Markdown row "| Name | 1923 |").
+
+    Each non-empty line that holds a digit is one claim (the values asked for are numbers).
+    Its entity is the longest of `keys` named in it (so "Velmora Systems Group" is not read
+    as "Velmora Systems"), else the text before the last colon, which the table scorer may
+    still align by fuzzy match; its value is the rest of the line with that name removed.
+    A line naming two numbers is kept as is: it is not one number, so it scores as wrong."""
+    if not text:
+        return []
+    text = re.sub(r"<think>.*?</think>", "", text, flags=re.S)
+    by_len = sorted(((normalize_text(k), k) for k in keys), key=lambda x: -len(x[0]))
+    rows: list[dict[str, str]] = []
+    for raw in text.splitlines():
+        line = raw.strip().strip("|").strip()
+        if not line or not re.search(r"\d", line) or re.fullmatch(r"[-:| ]+", line):
+            continue
+        norm = normalize_text(line)
+        found = next((k for nk, k in by_len if nk and re.search(rf"(?:^| ){re.escape(nk)}(?: |$)", norm)), None)
+        if found is not None:
+            rest = re.sub(re.escape(found), " ", line, count=1, flags=re.I)
+            rest = re.sub(r"\b(?:of|the|is|was)\b", " ", rest, flags=re.I)
+            rows.append({"entity": found, "value": rest.strip(" :|-–—*\t")})
+        elif ":" in line:
+            head, _, tail = line.rpartition(":")
+            rows.append({"entity": head.strip(" -*|"), "value": tail.strip(" |*")})
+        else:
+            rows.append({"entity": "", "value": line})
+    return rows
+
+
+def grade_pairs(answer_text: str | None, gold: TableGold) -> Grade:
+    keys = [str(r[gold.key]) for r in gold.rows]
+    rows = parse_pairs(answer_text, keys)
+    s = score_table(rows, gold)
+    return Grade(s.item_f1, s.success, f"{len(rows)} lines", detail=s.__dict__.copy())
+
+
 # ---- registry --------------------------------------------------------------------------------
-SYNC_GRADERS = {"exact", "number", "table", "rg"}
+SYNC_GRADERS = {"exact", "number", "table", "pairs", "rg"}
 ASYNC_GRADERS = {"judge"}
 GRADERS = sorted(SYNC_GRADERS | ASYNC_GRADERS)
 
@@ -283,6 +331,8 @@ def grade(grader: str, answer_text: str | None, gold: Any, meta: dict[str, Any] 
         return grade_number(answer_text, gold, rel_tol=float(meta.get("rel_tol", 0.0)))
     if grader == "table":
         return grade_table(answer_text, gold if isinstance(gold, TableGold) else TableGold(**gold))
+    if grader == "pairs":
+        return grade_pairs(answer_text, gold if isinstance(gold, TableGold) else TableGold(**gold))
     if grader == "rg":
         from .suites.reason import score_reasoning_gym
 

@@ -2,7 +2,10 @@
 library), so it opens offline, can be mailed, and diffs as text.
 
 Charts: accuracy vs cost with the Pareto frontier; critical vs total steps per task
-(points under the diagonal are parallel work); wall-clock latency distributions.
+(points under the diagonal are parallel work); wall-clock latency distributions (finished
+tasks only: a task cut at its time limit says nothing about speed). Then the
+configuration as a table, what did not run and how to finish it, every answer the
+models gave (with its grade and grounded fraction), cut tasks and errors.
 """
 
 from __future__ import annotations
@@ -12,7 +15,18 @@ import math
 import time
 from pathlib import Path
 
-from .report import aggregate, speedups, verdict, wilson
+from .report import (
+    CUT,
+    NotRun,
+    aggregate,
+    config_rows,
+    grounded_fraction,
+    ratio_words,
+    shape_verdict,
+    speedups,
+    verdict,
+    wilson,
+)
 from .router import evaluate_router
 from .store import TaskRecord
 
@@ -122,7 +136,10 @@ def latency_chart(records: list[TaskRecord]) -> str:
     """Box plot of wall-clock seconds per (suite, mode), one row each, with every task as a dot."""
     groups: dict[tuple[str, str], list[float]] = {}
     for r in records:
-        groups.setdefault((r.suite, r.mode), []).append(r.wall_s)
+        if r.status == "ok":
+            groups.setdefault((r.suite, r.mode), []).append(r.wall_s)
+    if not groups:
+        return "<p>No task finished, so there is no latency to show.</p>"
     keys = sorted(groups)
     height = max(H, 40 + 26 * len(keys))
     top = max([max(v) for v in groups.values()] + [1e-3]) * 1.05
@@ -147,61 +164,108 @@ def latency_chart(records: list[TaskRecord]) -> str:
     body = "".join(parts)
     return (f'<figure><svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" '
             f'role="img" aria-label="latency">{body}</svg><figcaption>Latency distributions (box: quartiles, '
-            f'bar: median, dots: tasks)</figcaption></figure>')
+            f'bar: median, dots: tasks; finished tasks only)</figcaption></figure>')
+
+
+def _answers_table(records: list[TaskRecord]) -> str:
+    head = ("<tr><th>suite</th><th>task</th><th>mode</th><th>model</th><th>status</th><th>score</th>"
+            "<th>grounded</th><th>answer</th><th>expected</th></tr>")
+    body = []
+    for r in sorted(records, key=lambda r: (r.suite, r.task_id, r.mode, r.model)):
+        g = grounded_fraction(r)
+        gd = r.detail.get("grounding") or {}
+        miss = gd.get("ungrounded") or []
+        gcell = "—" if g is None else f"{g:.0%}" + (f"<br><small>not in the evidence: {_e(', '.join(miss[:6]))}</small>"
+                                                    if miss else "")
+        ans = (r.answer or "")
+        ans = ans if len(ans) <= 1500 else ans[:1500] + " …"
+        body.append(f"<tr><td>{_e(r.suite)}</td><td>{_e(r.task_id)}</td><td>{_e(r.mode)}</td><td>{_e(r.model)}</td>"
+                    f"<td>{_e(r.status)}</td><td>{r.score:.2f}{' ✓' if r.solved else ''}</td><td>{gcell}</td>"
+                    f"<td class='ans'>{_e(ans) or '<i>no answer</i>'}</td>"
+                    f"<td class='ans'>{_e(r.detail.get('gold', ''))}</td></tr>")
+    return f"<table>{head}{''.join(body)}</table>"
 
 
 def render_html(records: list[TaskRecord], comparison_id: str, config: dict[str, object] | None = None,
-                tco_svg: str | None = None) -> str:
+                not_run: NotRun | None = None, tco_svg: str | None = None) -> str:
     """`tco_svg`: a serving-cost Pareto chart from `ponder.tco.pareto_svg`, shown when given."""
     rows = aggregate(records)
     sp = speedups(records)
     suites = sorted({r.suite for r in rows})
-    head = ("<tr><th>suite</th><th>mode</th><th>model</th><th>n</th><th>solved [95% CI]</th><th>score</th>"
-            "<th>$/solved</th><th>tokens/task</th><th>reasoning tok</th><th>steps</th><th>critical</th>"
-            "<th>tools</th><th>wall s</th><th>TTFT s</th><th>tok/s</th><th>errors</th></tr>")
+    head = ("<tr><th>suite</th><th>mode</th><th>model</th><th>n</th><th>solved [95% CI]</th><th>items right [95% CI]</th>"
+            "<th>score</th><th>grounded</th><th>$/solved</th><th>tokens/task</th><th>reasoning tok</th><th>steps</th>"
+            "<th>critical</th><th>tools</th><th>wall s (finished)</th><th>TTFT s</th><th>tok/s</th><th>cut</th>"
+            "<th>errors</th></tr>")
     body = []
     for r in rows:
+        items = (f"{r.items_correct}/{r.items_gold} [{r.item_ci[0]:.0%}–{r.item_ci[1]:.0%}]"
+                 if r.items_gold and r.item_ci else "—")
         body.append(
             f"<tr><td>{_e(r.suite)}</td><td style='color:{COLORS.get(r.mode, '#000')}'>{_e(r.mode)}</td>"
-            f"<td>{_e(r.model)}</td><td>{r.n}</td><td>{r.accuracy:.0%} [{r.ci[0]:.0%}–{r.ci[1]:.0%}]</td>"
-            f"<td>{r.mean_score:.2f}</td><td>{'—' if r.cost_per_solved is None else f'${r.cost_per_solved:.4f}'}</td>"
+            f"<td>{_e(r.model)}</td><td>{r.n}</td><td>{r.accuracy:.0%} [{r.ci[0]:.0%}–{r.ci[1]:.0%}]</td><td>{items}</td>"
+            f"<td>{r.mean_score:.2f}</td><td>{'—' if r.grounded is None else f'{r.grounded:.0%}'}</td>"
+            f"<td>{'—' if r.cost_per_solved is None else f'${r.cost_per_solved:.4f}'}</td>"
             f"<td>{r.tokens_per_task:,.0f}</td><td>{r.reasoning_tokens_per_task:,.0f}</td><td>{r.steps:.1f}</td>"
-            f"<td>{r.critical_steps:.1f}</td><td>{r.tool_calls:.1f}</td><td>{r.wall_mean_s:.1f}</td>"
+            f"<td>{r.critical_steps:.1f}</td><td>{r.tool_calls:.1f}</td>"
+            f"<td>{'—' if r.wall_mean_s is None else f'{r.wall_mean_s:.1f}'}</td>"
             f"<td>{'—' if r.ttft_median_s is None else f'{r.ttft_median_s:.2f}'}</td>"
-            f"<td>{'—' if r.tps_median is None else f'{r.tps_median:.0f}'}</td><td>{r.errors}</td></tr>")
+            f"<td>{'—' if r.tps_median is None else f'{r.tps_median:.0f}'}</td><td>{r.cut}</td><td>{r.errors}</td></tr>")
     verdicts = "".join(f"<li>{_e(verdict(s, rows, sp))}</li>" for s in suites)
-    speed = "".join(f"<li>{_e(s.suite)} / {_e(s.model)}: wall-clock ×{(s.wall_speedup or 0):.2f}, critical steps "
-                    f"×{(s.critical_ratio or 0):.2f} (interleaved ÷ swarm, {s.tasks} tasks)</li>" for s in sp)
+    fit = "".join(f"<li>{_e(line)}</li>" for line in shape_verdict(rows, records))
+    speed = "".join(f"<li>{_e(s.suite)} / {_e(s.model)} ({s.tasks} task(s) both finished"
+                    + (f"; {s.excluded} left out, cut or errored on one side" if s.excluded else "") + "): "
+                    f"{_e(ratio_words(s.wall_ratio, 'wall-clock time'))}; "
+                    f"{_e(ratio_words(s.critical_ratio, 'critical steps'))}.</li>" for s in sp)
     router, scores = evaluate_router(records)
     rt = "".join(f"<tr><td>{_e(s.policy)}</td><td>{s.n}</td><td>{s.accuracy:.0%}</td><td>{s.mean_score:.2f}</td>"
                  f"<td>{s.wall_s:.2f}</td><td>${s.cost_usd:.4f}</td></tr>" for s in scores)
     router_html = (f"<p>{_e(router.describe())}. Held-out tasks replay the stored result of each policy's choice.</p>"
                    f"<table><tr><th>policy</th><th>tasks</th><th>solved</th><th>score</th><th>wall s</th><th>$/task</th></tr>{rt}</table>"
                    if scores else "<p>Run both swarm and interleaved to evaluate the router.</p>")
-    errs = [r for r in records if r.status == "error"][:20]
+    errs = [r for r in records if r.status == "error"][:50]
     err_html = "".join(f"<li>{_e(r.suite)}/{_e(r.task_id)}/{_e(r.mode)}/{_e(r.model)}: {_e(r.error)}</li>" for r in errs)
-    cfg = _e(config) if config else ""
+    cut = [r for r in records if r.status in CUT]
+    cut_html = "".join(f"<li>{_e(r.suite)}/{_e(r.task_id)}/{_e(r.mode)}/{_e(r.model)}: {_e(r.status)} — "
+                       f"{_e(r.detail.get('reason') or '')}</li>" for r in cut)
+    cfg = config_rows(dict(config) if config else None)
+    cfg_html = ("<table>" + "".join(f"<tr><th>{_e(k)}</th><td style='text-align:left'>{_e(v)}</td></tr>" for k, v in cfg)
+                + "</table>") if cfg else ""
+    if not_run is not None and not_run.keys:
+        nr_items = "".join(f"<li>{_e(s)}/{_e(t)}/{_e(m)}/{_e(mo)}</li>" for s, t, m, mo in not_run.keys[:200])
+        not_run_html = (f"<h2>Did not run ({len(not_run.keys)})</h2><p>{_e(not_run.summary())}. Finish them with "
+                        f"<code>{_e(not_run.resume)}</code>.</p><ul>{nr_items}</ul>")
+    else:
+        not_run_html = ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ponder compare {_e(comparison_id)}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}}
+<style>body{{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1300px}}
 table{{border-collapse:collapse;font-size:13px;margin:8px 0}}td,th{{border:1px solid #ddd;padding:3px 7px;text-align:right}}
-td:nth-child(-n+3),th{{text-align:left}}figure{{display:inline-block;margin:8px}}figcaption{{font-size:12px;color:#555;max-width:{W}px}}
+td:nth-child(-n+3),th{{text-align:left}}td.ans{{text-align:left;white-space:pre-wrap;max-width:420px;font-family:ui-monospace,monospace;font-size:12px}}
+figure{{display:inline-block;margin:8px}}figcaption{{font-size:12px;color:#555;max-width:{W}px}}
 code{{background:#f4f4f4;padding:1px 4px}}</style></head><body>
 <h1>ponder compare <code>{_e(comparison_id)}</code></h1>
-<p>Generated {time.strftime('%Y-%m-%d %H:%M:%S')} · {len(records)} task results. <small>{cfg}</small></p>
+<p>Generated {time.strftime('%Y-%m-%d %H:%M:%S')} · {len(records)} task results.</p>
+{cfg_html}
+{not_run_html}
 <h2>Verdict</h2><ul>{verdicts}</ul>
+<h2>Which design fits which shape of work</h2><ul>{fit or '<li>run swarm and interleaved on a wide and a deep suite</li>'}</ul>
 <h2>Per suite and mode</h2><table>{head}{''.join(body)}</table>
+<p><small>grounded: the share of the numbers and proper names in an answer that appear in the tool results the run saw
+(or the task); wall s: finished tasks only; cut: stopped by a step/token/wall budget or the time limit.</small></p>
 <h2>Swarm vs interleaved</h2><ul>{speed or '<li>run both modes to compare</li>'}</ul>
 <h2>Charts</h2>{pareto_chart(records)}{steps_chart(records)}{latency_chart(records)}
 {'<h2>Serving cost (ponder tco)</h2>' + tco_svg if tco_svg else ''}
 <h2>Router (--mode auto)</h2>{router_html}
-<h2>Errors</h2><ul>{err_html or '<li>none</li>'}</ul>
+<h2>Cut by a budget or time limit ({len(cut)})</h2><ul>{cut_html or '<li>none</li>'}</ul>
+<h2>Errors ({len([r for r in records if r.status == "error"])})</h2><ul>{err_html or '<li>none</li>'}</ul>
+<h2>Every answer</h2>{_answers_table(records)}
 </body></html>"""
 
 
 def write_html(records: list[TaskRecord], comparison_id: str, out: str | Path | None = None,
-               config: dict[str, object] | None = None, tco_svg: str | None = None) -> Path:
+               config: dict[str, object] | None = None, not_run: NotRun | None = None,
+               tco_svg: str | None = None) -> Path:
     path = Path(out) if out else Path("reports") / f"compare-{comparison_id}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(records, comparison_id, config, tco_svg), encoding="utf-8")
+    path.write_text(render_html(records, comparison_id, config, not_run, tco_svg=tco_svg), encoding="utf-8")
     return path

@@ -4,6 +4,14 @@ Every (suite, task, mode, model) is one unit of work. Units run under a semaphor
 one's row is written to the store as soon as it finishes, so an interrupted comparison
 resumes by skipping the keys already stored. A unit that raises is recorded with its
 error and the comparison goes on: one broken task must not cost an hour of results.
+
+A unit cut by a limit (the engine's step/token/wall budget, or the runner's hard
+timeout) is stored with status `budget` or `timeout`, not `error`: the report counts it
+as cut and keeps it out of the wall-clock figures. Units the time budget never started
+are not stored at all; `pending_keys` lists them and `--resume` runs them.
+
+Engines are built in one place, `default_engine_factory`, from the configuration alone,
+so that moving to a shared engine builder is a one-function change.
 """
 
 from __future__ import annotations
@@ -15,11 +23,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from ..core.grounding import ground_run
 from ..core.messages import Message
 from ..engines.base import Budgets, RunResult
 from ..models.base import ChatModel, ChatRequest
 from ..tools.base import Tool
-from .graders import Grade, grade
+from .graders import Grade, TableGold, grade
 from .router import Router, task_features
 from .store import CompareStore, TaskRecord
 from .suites import BUILTIN_SUITES, BenchTask, Suite, jsonl_suite, load_suite
@@ -34,16 +43,23 @@ class CompareConfig:
     modes: list[str] = field(default_factory=lambda: ["swarm", "interleaved", "single"])
     models: list[str] = field(default_factory=lambda: ["smollm2"])
     n: int = 5
+    suite_n: dict[str, int] = field(default_factory=dict)  # per-suite task counts overriding n
     seed: int = 0
     demo: bool = False
     jsonl: list[str] = field(default_factory=list)
     concurrency: int = 2
     max_steps: int = 12
     max_parallel: int = 8  # swarm sub-agents at once
+    sub_max_steps: int | None = None  # step budget per swarm sub-agent (default: max_steps)
     task_timeout_s: float | None = 600.0
     max_tokens: int | None = None  # per single-mode call
     judge_model: str | None = None
     time_budget_s: float | None = None  # stop starting new tasks after this long (they stay resumable)
+    # engine settings (what `ponder run` calls --thinking; first_tool_choice "required" makes
+    # the first step of an interleaved agent call a tool, which small models otherwise skip)
+    thinking: str = "auto"
+    first_tool_choice: str | None = None
+    corpus: str | None = None  # a folder or saved index: JSONL suites get search tools over it
 
     def validate(self) -> None:
         bad = [m for m in self.modes if m not in MODES]
@@ -56,8 +72,12 @@ class CompareConfig:
             raise ValueError(f"unknown suite {bad[0]!r}; use one of {', '.join(BUILTIN_SUITES)} or --jsonl FILE")
         if not self.models:
             raise ValueError("no model selected; pass --model NAME (e.g. smollm2)")
-        if self.n < 1 or self.concurrency < 1:
+        if self.n < 1 or self.concurrency < 1 or any(v < 1 for v in self.suite_n.values()):
             raise ValueError("--n and --concurrency must be at least 1")
+        if self.thinking not in ("on", "off", "auto"):
+            raise ValueError(f"thinking must be on, off or auto, not {self.thinking!r}")
+        if self.first_tool_choice not in (None, "auto", "required", "none"):
+            raise ValueError(f"first_tool_choice must be auto, required or none, not {self.first_tool_choice!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,23 +105,26 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
 
 
 def default_engine_factory(engine: str, model: ChatModel, tools: list[Tool], cfg: CompareConfig) -> Engine:
-    """The real engines, by contract. Imported lazily so a missing engine fails only the
-    units that need it, with a message naming what is missing."""
+    """The real engines, built from the configuration alone: the one place that knows how
+    (the shared engine builder replaces this function). Imported lazily so a missing engine
+    fails only the units that need it, with a message naming what is missing."""
     budgets = Budgets(max_steps=cfg.max_steps, wall_timeout_s=cfg.task_timeout_s)
     if engine == "interleaved":
         try:
             from ..engines.interleaved import Interleaved
         except ImportError as e:
             raise RuntimeError(f"the interleaved engine is not available (ponder.engines.interleaved: {e})") from e
-        return Interleaved(model, tools, thinking="auto", budgets=budgets, agent_id="main")
+        return Interleaved(model, tools, thinking=cfg.thinking, budgets=budgets, agent_id="main",  # type: ignore[arg-type]
+                           first_tool_choice=cfg.first_tool_choice)
     if engine == "swarm":
         try:
             from ..engines.swarm import Swarm  # type: ignore[attr-defined]
         except ImportError as e:
             raise RuntimeError(f"the swarm engine is not available (ponder.engines.swarm: {e})") from e
         kwargs: dict[str, Any] = {"sub_model": None, "max_parallel": cfg.max_parallel}
-        optional = {"budgets": budgets, "sub_budgets": Budgets(max_steps=cfg.max_steps),
-                    "orch_max_tokens": cfg.max_tokens}
+        # (the swarm has no first_tool_choice for its sub-agents: see docs/compare.md)
+        optional = {"budgets": budgets, "sub_budgets": Budgets(max_steps=cfg.sub_max_steps or cfg.max_steps),
+                    "orch_max_tokens": cfg.max_tokens, "thinking": cfg.thinking}
         kwargs.update({k: v for k, v in optional.items() if v is not None and _accepts(Swarm, k)})
         return Swarm(model, tools, **kwargs)
     raise ValueError(f"unknown engine {engine!r}")
@@ -120,12 +143,29 @@ class WorkItem:
 
 
 def build_suites(cfg: CompareConfig) -> list[Suite]:
-    suites = [load_suite(s, n=cfg.n, seed=cfg.seed, demo=cfg.demo) for s in cfg.suites]
-    suites += [jsonl_suite(p, n=cfg.n) for p in cfg.jsonl]
+    suites = [load_suite(s, n=cfg.suite_n.get(s, cfg.n), seed=cfg.seed, demo=cfg.demo) for s in cfg.suites]
+    if cfg.jsonl:
+        tools = _corpus_tools(cfg.corpus)
+        suites += [jsonl_suite(p, n=cfg.n, tools=tools) for p in cfg.jsonl]
     return suites
 
 
+def _corpus_tools(corpus: str | None) -> Callable[[], list[Tool]] | None:
+    """`search` and `open_document` over the user's corpus (a folder or a saved index)."""
+    if not corpus:
+        return None
+    from ..tools.corpus import load_corpus, search_tools
+
+    c = load_corpus(corpus)
+    tools = search_tools(c)
+    return lambda: list(tools)
+
+
 class Runner:
+    # the runner's own limit is the engine's wall budget plus this margin: the engine stops
+    # itself first (status budget); the runner's limit catches what cannot stop (a single call)
+    hard_margin_s = 30.0
+
     def __init__(
         self,
         config: CompareConfig,
@@ -148,6 +188,7 @@ class Runner:
         self._models: dict[str, ChatModel] = {}
         self._judge: Any = None
         self.skipped = 0  # units left unstarted by the time budget
+        self.not_run: list[tuple[str, str, str, str]] = []  # their keys (suite, task, mode, model)
 
     def model(self, name: str) -> ChatModel:
         if name not in self._models:
@@ -156,6 +197,11 @@ class Runner:
 
     def plan(self, suites: list[Suite]) -> list[WorkItem]:
         return [WorkItem(s, t, mode, m) for s in suites for t in s.tasks for mode in self.cfg.modes for m in self.cfg.models]
+
+    def pending_keys(self, comparison_id: str) -> list[tuple[str, str, str, str]]:
+        """Planned units with no stored result (never started, or in flight when stopped)."""
+        done = self.store.done_keys(comparison_id)
+        return [w.key for w in self.plan(build_suites(self.cfg)) if w.key not in done]
 
     async def run(self, comparison_id: str | None = None, *, retry_errors: bool = False) -> str:
         """Run (or resume) a comparison; returns its id. Already-stored units are skipped."""
@@ -170,11 +216,14 @@ class Runner:
 
         t_start = time.monotonic()
         self.skipped = 0
+        self.not_run = []
 
         async def guarded(w: WorkItem) -> None:
             async with sem:
                 if self.cfg.time_budget_s is not None and time.monotonic() - t_start > self.cfg.time_budget_s:
                     self.skipped += 1  # not recorded: `--resume` will run it
+                    self.not_run.append(w.key)
+                    bar.skip()
                     return
                 bar.start(w)
                 rec = await self.run_one(cid, w)
@@ -208,7 +257,7 @@ class Runner:
             else:
                 coro = self._engine(engine, model, w.suite, task, rec)
             if self.cfg.task_timeout_s:
-                await asyncio.wait_for(coro, timeout=self.cfg.task_timeout_s + 30)
+                await asyncio.wait_for(coro, timeout=self.cfg.task_timeout_s + self.hard_margin_s)
             else:
                 await coro
             g = await self._grade(task, rec.answer)
@@ -216,12 +265,14 @@ class Runner:
             rec.detail.update(g.detail)
         except asyncio.CancelledError:
             raise
-        except TimeoutError:
-            rec.status, rec.error = "error", f"task timed out after {self.cfg.task_timeout_s:g}s"
+        except TimeoutError:  # cut by the runner's hard limit: counted as cut, not as an error
+            rec.status = "timeout"
+            rec.detail["reason"] = f"task timed out after {self.cfg.task_timeout_s:g}s (hard limit)"
         except Exception as e:  # noqa: BLE001 - record the failure; the comparison goes on
             rec.status, rec.error = "error", f"{type(e).__name__}: {e}"[:800]
         rec.wall_s = time.perf_counter() - t0
         rec.finished_at = time.time()
+        rec.detail["gold"] = _gold_text(task.answer)
         return rec
 
     async def _single(self, model: ChatModel, task: BenchTask, rec: TaskRecord) -> None:
@@ -233,12 +284,14 @@ class Runner:
         rec.prompt_tokens, rec.completion_tokens = fin.usage.prompt_tokens, fin.usage.completion_tokens
         rec.reasoning_tokens = fin.usage.reasoning_tokens
         rec.cost_usd, rec.ttft_s, rec.decode_tps = fin.cost_usd, fin.ttft_s, fin.decode_tokens_per_s
+        rec.detail["grounding"] = ground_run(rec.answer, [], task.question).as_dict()  # evidence: the question only
 
     async def _engine(self, engine: str, model: ChatModel, suite: Suite, task: BenchTask, rec: TaskRecord) -> None:
         runner = self.engine_factory(engine, model, suite.tools(), self.cfg)
         res = await runner.run(task.question)
         m = res.metrics
         rec.answer = res.answer
+        rec.detail["grounding"] = ground_run(res.answer, res.events or [], task.question).as_dict()
         rec.steps, rec.critical_steps = m.steps, m.critical_steps or m.steps
         rec.tool_calls, rec.model_calls, rec.agents = m.tool_calls, m.model_calls, m.agents
         rec.prompt_tokens, rec.completion_tokens = m.usage.prompt_tokens, m.usage.completion_tokens
@@ -248,7 +301,7 @@ class Runner:
         if m.parallelism is not None:
             rec.detail["parallelism"] = m.parallelism
         if res.status != "ok":
-            rec.status = res.status
+            rec.status = res.status  # budget | cancelled | error
             rec.detail["reason"] = res.reason
             if res.status == "error":
                 rec.error = res.reason or "engine reported an error"
@@ -267,6 +320,16 @@ class Runner:
         return await self._judge.grade(task.question, answer, str(task.answer))
 
 
+def _gold_text(gold: Any, limit: int = 400) -> str:
+    """The gold answer as a short string for the report (never shown to a model)."""
+    if isinstance(gold, TableGold):
+        value_cols = [c for c in gold.columns if c != gold.key]
+        text = "; ".join(f"{r[gold.key]}: " + ", ".join(str(r.get(c, "")) for c in value_cols) for r in gold.rows)
+    else:
+        text = str(gold)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _registry_model(name: str) -> ChatModel:
     from ..models.registry import model
 
@@ -274,21 +337,29 @@ def _registry_model(name: str) -> ChatModel:
 
 
 class _Bar:
-    """A rich progress bar that also says what is running and how many were solved."""
+    """A rich progress bar: done/total, elapsed, ETA, what is running, solved/cut/errors so far."""
 
     def __init__(self, total: int, already: int, enabled: bool):
         self.enabled = enabled and total > 0
         self.total, self.already = total, already
-        self.solved = self.errors = 0
+        self.solved = self.errors = self.cut = 0
         self._p: Any = None
         self._id: Any = None
 
     def __enter__(self) -> _Bar:
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self._p = Progress(TextColumn("[bold]compare"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                               TextColumn("{task.description}"), transient=False)
+                               TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.description}"),
+                               transient=False)
             self._p.__enter__()
             note = f" (resumed: {self.already} already done)" if self.already else ""
             self._id = self._p.add_task(note, total=self.total)
@@ -302,9 +373,15 @@ class _Bar:
         if self._p is not None:
             self._p.update(self._id, description=f"{w.task.task_id} · {w.mode} · {w.model}")
 
+    def skip(self) -> None:
+        if self._p is not None:
+            self._p.update(self._id, advance=1, description="time budget reached: the rest is left for --resume")
+
     def finish(self, rec: TaskRecord) -> None:
         self.solved += rec.solved
         self.errors += rec.status == "error"
+        self.cut += rec.status in ("budget", "timeout", "cancelled")
         if self._p is not None:
             self._p.update(self._id, advance=1,
-                           description=f"solved {self.solved} · errors {self.errors} · last {rec.task_id}/{rec.mode}")
+                           description=f"solved {self.solved} · cut {self.cut} · errors {self.errors} · "
+                                       f"last {rec.task_id}/{rec.mode}")

@@ -20,10 +20,14 @@ from ..core.errors import ConfigError, PonderError
 from .render import run_async
 
 # The embedded model runs one call at a time, so concurrency 1; the time budget keeps
-# `make demo` near 4 minutes even on a slow or busy machine (the rest stays resumable).
-DEMO = {"suites": ["deep", "wide", "reason"], "modes": ["swarm", "interleaved", "single"], "models": ["smollm2"],
-        "n": 2, "max_steps": 4, "task_timeout_s": 30.0, "concurrency": 1, "max_parallel": 4, "max_tokens": 192,
-        "time_budget_s": 200.0}
+# `make demo` near 6 minutes even on a slow or busy machine (what is left stays resumable,
+# and the report says so). Thinking is off and the first step must call a tool: on the
+# 135M model, elicited thinking degenerates ("1.1.1.1…" for hundreds of tokens) and an
+# unforced first step answers without looking anything up (docs/compare.md has the numbers).
+DEMO = {"suites": ["lookup-wide", "lookup-chain", "reason", "deep", "wide"], "modes": ["swarm", "interleaved", "single"],
+        "models": ["smollm2"], "n": 1, "suite_n": {"lookup-chain": 2}, "max_steps": 12, "sub_max_steps": 4,
+        "task_timeout_s": 45.0, "concurrency": 1, "max_parallel": 8, "max_tokens": 512, "time_budget_s": 300.0,
+        "thinking": "off", "first_tool_choice": "required"}
 
 
 def register(app: typer.Typer) -> None:
@@ -31,7 +35,7 @@ def register(app: typer.Typer) -> None:
 
 
 def compare_cmd(
-    suite: Annotated[list[str] | None, typer.Option("--suite", "-s", help="deep | wide | reason (repeatable).")] = None,
+    suite: Annotated[list[str] | None, typer.Option("--suite", "-s", help="lookup-wide | lookup-chain | deep | wide | reason (repeatable).")] = None,
     mode: Annotated[list[str] | None, typer.Option("--mode", help="swarm | interleaved | single | auto (repeatable).")] = None,
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model name or DIALECT:URL#ID (repeatable).")] = None,
     n: Annotated[int, typer.Option("--n", help="Tasks per suite.")] = 5,
@@ -41,7 +45,12 @@ def compare_cmd(
     resume: Annotated[str | None, typer.Option(help="Resume the comparison with this id (its stored settings apply).")] = None,
     concurrency: Annotated[int, typer.Option(help="Tasks running at once.")] = 2,
     jsonl: Annotated[list[Path] | None, typer.Option("--jsonl", help="A user suite: JSONL with question, answer, grader.")] = None,
+    corpus: Annotated[Path | None, typer.Option("--corpus", help="A folder of documents or a saved index (`ponder corpus build`): JSONL suites get search tools over it.")] = None,
+    thinking: Annotated[str, typer.Option(help="Engine thinking: on | off | auto.")] = "auto",
+    first_tool_choice: Annotated[str | None, typer.Option(help="required: an interleaved agent's first step must call a tool.")] = None,
+    sub_max_steps: Annotated[int | None, typer.Option(help="Step budget per swarm sub-agent (default: --max-steps).")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Small offline suites with the embedded model (what `make demo` runs).")] = False,
+    demo_sizes: Annotated[bool, typer.Option("--demo-sizes", help="The demo's small task sizes (lookup-wide 8-10 items, wide 3-4 companies).")] = False,
     max_steps: Annotated[int, typer.Option(help="Step budget per engine run.")] = 12,
     task_timeout: Annotated[float, typer.Option(help="Wall-clock limit per task, seconds.")] = 600.0,
     judge_model: Annotated[str | None, typer.Option(help="Model that grades free-form ('judge') answers.")] = None,
@@ -54,7 +63,7 @@ def compare_cmd(
     from rich.console import Console
 
     from ..bench.html import write_html
-    from ..bench.report import render_terminal, summary_dict
+    from ..bench.report import NotRun, render_terminal, summary_dict
     from ..bench.router import fit_router
     from ..bench.runner import CompareConfig, Runner
     from ..bench.store import CompareStore
@@ -70,20 +79,31 @@ def compare_cmd(
         cfg.concurrency = concurrency
     elif demo:
         cfg = CompareConfig(**{**DEMO, "suites": suite or DEMO["suites"], "modes": mode or DEMO["modes"],
-                               "models": model or DEMO["models"], "seed": seed})
+                               "models": model or DEMO["models"], "seed": seed, "demo": True})
+        if time_budget is not None:
+            cfg.time_budget_s = time_budget
     else:
         cfg = CompareConfig(suites=list(suite) if suite is not None else ([] if jsonl else ["deep", "wide", "reason"]),
                             modes=mode or ["swarm", "interleaved", "single"], models=model or ["smollm2"], n=n,
                             seed=seed, jsonl=[str(p) for p in jsonl or []], concurrency=concurrency,
                             max_steps=max_steps, task_timeout_s=task_timeout, judge_model=judge_model,
-                            time_budget_s=time_budget)
+                            time_budget_s=time_budget, thinking=thinking, first_tool_choice=first_tool_choice,
+                            sub_max_steps=sub_max_steps, corpus=str(corpus) if corpus is not None else None,
+                            demo=demo_sizes)
     try:
         cfg.validate()
     except ValueError as e:
         console.print(f"[red]error:[/] {e}")
         raise typer.Exit(2) from None
+    if corpus is not None and not cfg.jsonl:
+        console.print("[yellow]note:[/] --corpus gives search tools to JSONL suites (--jsonl FILE); the built-in "
+                      "suites search their own generated corpus")
     router = fit_router([r for r in store.results() if r.comparison_id != resume]) if "auto" in cfg.modes else None
-    runner = Runner(cfg, store, router=router, progress=progress) if router else Runner(cfg, store, progress=progress)
+    try:
+        runner = Runner(cfg, store, router=router, progress=progress) if router else Runner(cfg, store, progress=progress)
+    except (ConfigError, PonderError, ValueError) as e:
+        console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
     if router:
         console.print(f"router: {router.describe()}")
     t0 = time.perf_counter()
@@ -97,11 +117,12 @@ def compare_cmd(
         console.print(f"[red]error:[/] {e}")
         raise typer.Exit(2) from None
     records = store.results(cid)
-    render_terminal(records, cid, console)
+    not_run = NotRun(runner.pending_keys(cid), f"ponder compare --resume {cid} --db {db}")
     if runner.skipped:
-        console.print(f"[yellow]{runner.skipped} task(s) not started within the time budget[/]; run them with: "
-                      f"ponder compare --resume {cid} --db {db}")
-    path = write_html(records, cid, out, cfg.to_dict())
+        console.print(f"[yellow]the time budget ({cfg.time_budget_s:g}s) stopped the comparison[/]: "
+                      f"{runner.skipped} task(s) were not started")
+    render_terminal(records, cid, console, config=cfg.to_dict(), not_run=not_run)
+    path = write_html(records, cid, out, cfg.to_dict(), not_run)
     if json_out:
         console.print_json(json.dumps(summary_dict(records), default=str))
     console.print(f"comparison [bold]{cid}[/] · {len(records)} results · {time.perf_counter() - t0:.1f}s · db {db}")

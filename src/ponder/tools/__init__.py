@@ -1,9 +1,11 @@
 """Tools: the typed protocol, a sandboxed python tool, offline corpus search, a calculator,
 root-confined file tools, and MCP servers as tools."""
 
+from pathlib import Path
+
 from .base import Tool, Toolbox, ToolFailure, parse_docstring, result_message, tool
 from .calculator import calculator_tool
-from .corpus import Corpus, Document, sample_corpus, search_tools
+from .corpus import Corpus, CorpusError, Document, load_corpus, sample_corpus, search_tools
 from .files import file_tools
 from .mcp import mcp_tools
 from .sandbox import Sandbox, probe_isolation, python_tool
@@ -11,9 +13,11 @@ from .sandbox import Sandbox, probe_isolation, python_tool
 BUILTIN_TOOLS = ("python", "calculator", "search")
 
 
-def named_tools(names: list[str] | tuple[str, ...]) -> list[Tool]:
+def named_tools(names: list[str] | tuple[str, ...], corpus: Corpus | str | Path | None = None) -> list[Tool]:
     """Built-in tools by name (the CLI's and the server's `--tools python,calculator,search`).
-    `search` is BM25 over the bundled sample corpus. Unknown names are a clear error."""
+    `search` (with `open_document`) is BM25 over `corpus`: a `Corpus`, a folder or saved
+    index path (see `load_corpus`), or None for the bundled sample corpus. Its results name
+    the corpus they came from. Unknown names are a clear error."""
     out: list[Tool] = []
     for n in names:
         if n == "python":
@@ -21,7 +25,7 @@ def named_tools(names: list[str] | tuple[str, ...]) -> list[Tool]:
         elif n == "calculator":
             out.append(calculator_tool())
         elif n == "search":
-            out.extend(search_tools(sample_corpus()))
+            out.extend(search_tools(corpus if isinstance(corpus, Corpus) else load_corpus(corpus)))
         else:
             raise ValueError(f"unknown tool {n!r}; use a comma-separated subset of: {', '.join(BUILTIN_TOOLS)}")
     return out
@@ -31,7 +35,9 @@ __all__ = [
     "BUILTIN_TOOLS",
     "named_tools",
     "Corpus",
+    "CorpusError",
     "Document",
+    "load_corpus",
     "Sandbox",
     "Tool",
     "ToolFailure",

@@ -3,7 +3,9 @@
     {"question": "...", "answer": "...", "grader": "exact"}          # exact | number | judge
     {"id": "q7", "question": "...", "answer": ["Paris", "paris, fr"], "grader": "exact", "width": 1}
 
-The suite is named after the file (stem) unless a line says "suite". Problems are
+The suite is named after the file (stem) unless a line says "suite". With `--corpus DIR|INDEX`
+the suite's engines get the search tools (`search`, `open_document`) over that corpus;
+without it they get no tools. Problems are
 reported with the file and line number, because a bad line in a 500-line file is
 otherwise a needle in a haystack.
 """
@@ -11,8 +13,10 @@ otherwise a needle in a haystack.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
+from ...tools.base import Tool
 from ..graders import GRADERS
 from .base import BenchTask, Suite
 
@@ -23,7 +27,7 @@ class SuiteFileError(ValueError):
     pass
 
 
-def jsonl_suite(path: str | Path, n: int | None = None) -> Suite:
+def jsonl_suite(path: str | Path, n: int | None = None, tools: Callable[[], list[Tool]] | None = None) -> Suite:
     p = Path(path)
     if not p.is_file():
         raise SuiteFileError(f"suite file {str(p)!r} not found; pass --jsonl with the path of a .jsonl file")
@@ -50,4 +54,5 @@ def jsonl_suite(path: str | Path, n: int | None = None) -> Suite:
             break
     if not tasks:
         raise SuiteFileError(f"{p}: no tasks found (expected one JSON object per line)")
-    return Suite(name, tasks, [], None, f"user suite from {p.name}")
+    note = " with search tools over your corpus" if tools else ""
+    return Suite(name, tasks, [], tools, f"user suite from {p.name}{note}")
