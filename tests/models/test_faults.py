@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from ponder import runs
 from ponder.core.events import ContentDelta, ErrorEvent, ModelCallFinished, RunFinished
 from ponder.core.messages import Message
-from ponder import runs
 from ponder.core.store import RunStore
 from ponder.engines.interleaved import Interleaved
 from ponder.models.base import ChatRequest
