@@ -137,6 +137,24 @@ async def store_interleaved(db: Any, *, error: bool = False, run_id: str | None 
                               lambda ev: None, db=db, run_id=run_id)
 
 
+def run_sync(coro_fn: Any) -> Any:
+    """`asyncio.run` in a thread of its own: works where a loop already runs (Playwright's)."""
+    out: dict[str, Any] = {}
+
+    def main() -> None:
+        try:
+            out["value"] = asyncio.run(coro_fn())
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+            out["error"] = e
+
+    t = threading.Thread(target=main)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 def run_in_thread(coro_fn: Any) -> threading.Thread:
     """Run a coroutine in its own thread and event loop (a writer beside the server's loop)."""
     t = threading.Thread(target=lambda: asyncio.run(coro_fn()), daemon=True)
@@ -163,3 +181,19 @@ def serve(db: Any) -> Iterator[str]:
     finally:
         srv.should_exit = True
         t.join(timeout=10)
+
+
+def wait_for_row(db: Any, run_id: str, events: int = 1, timeout_s: float = 30.0) -> None:
+    """Until the run has `events` journal rows (its row exists from the first)."""
+    from pathlib import Path
+
+    from ponder.core.store import RunStore
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if Path(db).exists():
+            with RunStore(db) as s:
+                if len(s.event_rows(run_id)) >= events:
+                    return
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} never reached the store")

@@ -36,7 +36,9 @@
   function schedule() { if (!frame) frame = requestAnimationFrame(render); }
 
   function render() {
+    if (frame) cancelAnimationFrame(frame);
     frame = 0;
+    if (!dirty.size || !S.run) return;
     const t0 = performance.now();
     if (dirty.has("summary")) renderSummary();
     if (dirty.has("timeline")) renderTimeline();
@@ -57,7 +59,9 @@
     if (c.agents.includes(st.agent)) return true;
     return st.agent === c.main && c.orchestrator_steps.includes(st.step);
   };
-  const agentStatus = (a) => (a.status === "running" && S.run && !["running"].includes(S.run.status) ? "interrupted" : a.status);
+  // an agent still running when its run is not: the run was interrupted (or stopped without word from it)
+  const agentStatus = (a) => (["running", "queued"].includes(a.status) && S.run && S.run.status !== "running"
+    ? (S.run.status === "interrupted" ? "interrupted" : "stopped") : a.status);
   const agentOrder = () => Object.values(S.agents).sort((a, b) =>
     (a.id === S.run.main ? -1 : b.id === S.run.main ? 1 : a.order - b.order));
   const stepsOf = (agent) => Object.values(S.steps).filter((s) => s.agent === agent)
@@ -79,7 +83,7 @@
       fact("started", P.when(r.started)) + fact("wall time", P.secs(wall), "wall") +
       fact("tokens", `${P.num(r.tokens)} <span class="muted">(${P.num(u.reasoning_tokens)} reasoning)</span>`) +
       fact("cost", P.cost(r.cost_usd)) + fact("model calls", P.num(r.calls)) + fact("steps", P.num(r.steps)) +
-      fact("critical steps", `<span id="crit-steps">${P.num(r.critical_steps)}</span>`) +
+      fact(running() ? "critical steps so far" : "critical steps", `<span id="crit-steps">${P.num(r.critical_steps)}</span>`) +
       (r.mode === "swarm" ? fact("sub-agents", P.num(r.agents)) + fact("peak parallel", P.num(peak())) : "") +
       (r.attempts > 1 ? fact("attempts", P.num(r.attempts)) : "") + `</div>` +
       (r.reason ? `<div class="note">${P.esc(r.reason)}</div>` : "") +
@@ -105,7 +109,8 @@
     const step = niceStep(span);
     let ticks = "", grid = "";
     for (let t = 0; t <= span + 1e-9; t += step) {
-      ticks += `<span style="left:${X(t0 + t)}%">${P.secs(t).replace(" ms", "ms")}</span>`;
+      const x = X(t0 + t);
+      ticks += `<span style="left:${x}%${x > 96 ? ";transform:translateX(-100%)" : ""}">${P.secs(t).replace(" ms", "ms")}</span>`;
       grid += `<div class="tl-grid" style="left:${X(t0 + t)}%"></div>`;
     }
     const marksBy = {};
@@ -359,7 +364,9 @@
       apply(view);
       ["memory", "marks", "agent"].forEach((d) => dirty.add(d));
       render();
-      document.body.dataset.firstRenderMs = (performance.now() - t0).toFixed(1);
+      void document.body.offsetHeight;  // the layout is part of showing it
+      document.body.dataset.firstRenderMs = (performance.now() - t0).toFixed(1);  // since this script started
+      document.body.dataset.pageMs = performance.now().toFixed(1);  // since navigation started
       document.body.dataset.loaded = "1";
       if (S.run.status === "running") follow();
     } catch (e) {
