@@ -44,7 +44,7 @@ _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=ut
 
 
 def _json(obj: Any) -> Response:
-    return Response(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+    return Response(orjson.dumps(obj), media_type="application/json")
 
 
 def _list_row(r: dict[str, Any], now: float) -> dict[str, Any]:
@@ -118,7 +118,10 @@ def viewer_router(store: RunStore) -> APIRouter:
         calls: dict[int, Any] = {}
         parts = []
         for seq, raw in store.event_rows(row["id"]):
-            ev = decode_event(raw, calls)
+            try:
+                ev = decode_event(raw, calls)
+            except ValueError as e:
+                raise HTTPException(500, f"journal row {seq} of run {row['id']} cannot be read: {e}") from None
             if ev.type == "model_call_finished":
                 calls[seq] = ev.message
             if seq > after:
