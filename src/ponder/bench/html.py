@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import math
 import time
+import urllib.parse
 from pathlib import Path
 
 from .report import (
@@ -32,6 +33,28 @@ from .store import TaskRecord
 
 COLORS = {"swarm": "#d62728", "interleaved": "#1f77b4", "single": "#7f7f7f", "auto": "#2ca02c"}
 W, H, PAD = 520, 320, 48
+VIEWER_BASE = "http://127.0.0.1:8700"  # `ponder serve`'s default address: its /runs/<id> shows a run
+
+
+def run_id_of(r: TaskRecord) -> str | None:
+    """The journaled run behind a record: a `run_id` field, or `detail["run_id"]`."""
+    rid = getattr(r, "run_id", None) or (r.detail or {}).get("run_id")
+    return str(rid) if rid else None
+
+
+def runs_table(records: list[TaskRecord], viewer_base: str | None) -> str:
+    """Each task linked to its run page in the viewer (`ponder serve`, or `ponder view RUN_ID`)."""
+    rows = [(r, run_id_of(r)) for r in records]
+    rows = [(r, rid) for r, rid in rows if rid]
+    if not rows or viewer_base is None:
+        return ""
+    base = viewer_base.rstrip("/")
+    body = "".join(f"<tr><td>{_e(r.suite)}</td><td>{_e(r.task_id)}</td><td>{_e(r.mode)}</td><td>{_e(r.model)}</td>"
+                   f"<td>{_e(r.status)}</td><td><a href='{_e(base)}/runs/{_e(urllib.parse.quote(rid, safe=''))}'>"
+                   f"{_e(rid[:12])}</a></td></tr>" for r, rid in rows)
+    return (f"<h2>Runs</h2><p>Each task's run in the viewer (<code>ponder serve</code>, or "
+            f"<code>ponder view RUN_ID</code>), at {_e(base)}.</p><table class='runs'><tr><th>suite</th><th>task</th>"
+            f"<th>mode</th><th>model</th><th>status</th><th>run</th></tr>{body}</table>")
 
 
 def _e(s: object) -> str:
@@ -187,8 +210,10 @@ def _answers_table(records: list[TaskRecord]) -> str:
 
 
 def render_html(records: list[TaskRecord], comparison_id: str, config: dict[str, object] | None = None,
-                not_run: NotRun | None = None, tco_svg: str | None = None) -> str:
-    """`tco_svg`: a serving-cost Pareto chart from `ponder.tco.pareto_svg`, shown when given."""
+                not_run: NotRun | None = None, tco_svg: str | None = None,
+                viewer_base: str | None = VIEWER_BASE) -> str:
+    """`tco_svg`: a serving-cost Pareto chart from `ponder.tco.pareto_svg`, shown when given.
+    `viewer_base`: where the run viewer is served; tasks with a run id link to their run page."""
     rows = aggregate(records)
     sp = speedups(records)
     suites = sorted({r.suite for r in rows})
@@ -259,13 +284,15 @@ code{{background:#f4f4f4;padding:1px 4px}}</style></head><body>
 <h2>Cut by a budget or time limit ({len(cut)})</h2><ul>{cut_html or '<li>none</li>'}</ul>
 <h2>Errors ({len([r for r in records if r.status == "error"])})</h2><ul>{err_html or '<li>none</li>'}</ul>
 <h2>Every answer</h2>{_answers_table(records)}
+{runs_table(records, viewer_base)}
 </body></html>"""
 
 
 def write_html(records: list[TaskRecord], comparison_id: str, out: str | Path | None = None,
                config: dict[str, object] | None = None, not_run: NotRun | None = None,
-               tco_svg: str | None = None) -> Path:
+               tco_svg: str | None = None, viewer_base: str | None = VIEWER_BASE) -> Path:
     path = Path(out) if out else Path("reports") / f"compare-{comparison_id}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(records, comparison_id, config, not_run, tco_svg=tco_svg), encoding="utf-8")
+    path.write_text(render_html(records, comparison_id, config, not_run, tco_svg=tco_svg, viewer_base=viewer_base),
+                    encoding="utf-8")
     return path

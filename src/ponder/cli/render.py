@@ -45,6 +45,7 @@ from ..core.events import (
     event_to_json,
 )
 from ..core.metrics import RunMetrics
+from ..server.discovery import viewer_url
 
 T = TypeVar("T")
 
@@ -278,6 +279,8 @@ def show_final(ev: RunFinished, mode: str) -> None:
     console.print(Text(metrics_text(ev.metrics, mode), style="dim"))
     if ev.run_id:
         console.print(Text(f"run {ev.run_id}", style="dim"))
+        if url := viewer_url(ev.run_id):  # a `ponder serve` holds this run: link its page
+            console.print(Text(f"view {url}", style="dim"))
 
 
 # ---- the swarm's live table ----------------------------------------------------------------------

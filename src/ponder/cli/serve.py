@@ -17,9 +17,12 @@ def serve_cmd(
     port: Annotated[int, typer.Option(help="Port.")] = 8700,
     db: Annotated[Path | None, typer.Option(help="Run store path (default $PONDER_HOME/ponder.db).")] = None,
 ) -> None:
-    """Serve POST /v1/runs (events as Server-Sent Events), GET /v1/runs, GET /v1/models."""
+    """Serve POST /v1/runs (events as Server-Sent Events), GET /v1/runs, GET /v1/models, and the
+    run viewer at / (runs list) and /runs/RUN_ID."""
     import uvicorn
 
     from ..server import create_app
+    from ..server.discovery import announce
 
-    uvicorn.run(create_app(db=db), host=host, port=port, log_level="info")
+    with announce(host, port, db):  # so `ponder run` and `ponder view` find this server
+        uvicorn.run(create_app(db=db), host=host, port=port, log_level="info")

@@ -29,6 +29,7 @@ from ..engines.build import EngineConfig, build_engine
 from ..models.base import ChatModel
 from ..models.catalog import catalog
 from ..models.registry import model as default_model_factory
+from .viewer import viewer_router
 
 
 class RunRequest(BaseModel):
@@ -95,6 +96,7 @@ def create_app(*, db: Path | str | None = None, model_factory: Callable[[str], C
         return StreamingResponse(_sse(engine, req.task, store), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
+    app.include_router(viewer_router(store))  # the run viewer: /, /runs/{id}, /api/runs (server/viewer.py)
     return app
 
 
