@@ -134,3 +134,31 @@ async def test_http_app_errors_name_the_run(tmp_path):
     with RunStore(tmp_path / "runs.db") as st:
         [row] = st.runs()
     assert row["status"] == "error" and f"run {row['id']} failed" in text and "provider down" in text
+
+
+async def test_cancelled_call_cancels_its_run_which_is_recorded(tmp_path):
+    m = ScriptedModel([Reply(reasoning="go", tool_calls=[("calculator", {"expression": "1+1"})]),
+                       Reply(content="too late", delay_s=60)], name_="slow")
+    server = build_server(db=tmp_path / "runs.db", model_factory=lambda name: m)
+    with serve_app(http_app(server)) as base:
+        async with _http_client(base + "/mcp") as streams, ClientSession(streams[0], streams[1]) as session:
+            await session.initialize()
+            tool_done = asyncio.Event()
+
+            async def progress(p: float, total: float | None, message: str | None) -> None:
+                if (message or "").startswith("← calculator"):
+                    tool_done.set()
+
+            call = asyncio.create_task(session.call_tool("solve", {"task": "x"}, progress_callback=progress))
+            await asyncio.wait_for(tool_done.wait(), 30)
+            call.cancel()  # the SDK tells the server (notifications/cancelled)
+            with contextlib.suppress(asyncio.CancelledError):
+                await call
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                with RunStore(tmp_path / "runs.db") as st:
+                    row = st.runs()[0]
+                if row["status"] != "running":
+                    break
+                await asyncio.sleep(0.1)
+    assert row["status"] == "cancelled" and row["reason"] == "cancelled by the caller"

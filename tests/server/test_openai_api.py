@@ -311,26 +311,34 @@ def test_token_is_required_when_set(serve):
     assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_client_disconnect_cancels_the_run_and_it_is_recorded(serve, tmp_path):
-    def slow(req, n):
-        return Reply(reasoning="first thought", delay_s=0.0) if n == 0 else Reply(content="never", delay_s=30)
+def _final_status(tmp_path, run_id=None) -> dict:
+    deadline = time.time() + 20
+    while True:
+        rows = runs(tmp_path)
+        row = next((x for x in rows if run_id in (None, x["id"])), None)
+        if (row and row["status"] != "running") or time.time() > deadline:
+            return row
+        time.sleep(0.1)
 
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_client_disconnect_cancels_the_run_and_it_is_recorded(serve, tmp_path, stream):
     m = ScriptedModel([Reply(reasoning="let me use the tool", tool_calls=[("calculator", {"expression": "1+1"})]),
                        Reply(content="never seen", delay_s=60)], name_="slow")
     url = serve({"slow": m}, tools=("calculator",))
-    with httpx.Client(timeout=30) as h, h.stream("POST", url + "/v1/chat/completions", json={
-            "model": "interleaved/slow", "stream": True, "messages": [{"role": "user", "content": "q"}]}) as r:
-        run_id = r.headers["x-ponder-run-id"]
-        for line in r.iter_lines():
-            if "calculator" in line:
-                break  # the client goes away while the second call is pending
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        row = next((x for x in runs(tmp_path) if x["id"] == run_id), None)
-        if row and row["status"] != "running":
-            break
-        time.sleep(0.1)
-    assert row["status"] == "cancelled", row
+    body = {"model": "interleaved/slow", "stream": stream, "messages": [{"role": "user", "content": "q"}]}
+    run_id = None
+    if stream:
+        with httpx.Client(timeout=30) as h, h.stream("POST", url + "/v1/chat/completions", json=body) as r:
+            run_id = r.headers["x-ponder-run-id"]
+            for line in r.iter_lines():
+                if "calculator" in line:
+                    break  # the client goes away while the second model call is pending
+    else:
+        with pytest.raises(httpx.ReadTimeout), httpx.Client(timeout=httpx.Timeout(30, read=1.5)) as h:
+            h.post(url + "/v1/chat/completions", json=body)  # gives up waiting and closes the connection
+    row = _final_status(tmp_path, run_id)
+    assert row["status"] == "cancelled" and row["reason"] == "cancelled by the caller", row
 
 
 def test_allowed_endpoint_and_unrecorded_passthrough(tmp_path):

@@ -6,7 +6,9 @@ event (`event: <type>`, `data: <event JSON>`), from `run_started` (the run id) t
 Every run is journaled in the SQLite run store as it happens (the same `ponder.runs` path
 as the CLI), so `GET /v1/runs/{id}/events` reads it, live or later. A client
 that disconnects cancels its run (the engine ends cleanly with status `cancelled`).
-Bind it to 127.0.0.1 unless you put an authenticating proxy in front: runs execute tools.
+The OpenAI-compatible `POST /v1/chat/completions` and `GET /v1/models` are
+`openai_api.py`'s router; with a token every path but /healthz needs it (`auth.py`), and
+`ponder serve` refuses a non-loopback address without one: runs execute tools.
 """
 
 from __future__ import annotations

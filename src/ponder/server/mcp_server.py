@@ -148,7 +148,7 @@ def build_server(*, db: Path | str | None = None, options: MCPOptions | None = N
     are made (tests pass scripted ones)."""
     opts = options or MCPOptions()
     runner = _Runner(RunStore(db), opts, model_factory)
-    server = MCPServer(name="ponder", instructions=INSTRUCTIONS)
+    server = MCPServer(name="ponder", instructions=INSTRUCTIONS, log_level="WARNING")
 
     @server.tool(description="Research a broad question with a swarm of parallel sub-agents (ponder's Swarm "
                              "engine). Returns the answer and the run id; reports progress while it runs.")

@@ -53,6 +53,7 @@ from .openai_stream import SSE, Translator
 
 THINK_SUFFIX = ":think-tags"
 DEFAULT_MAX_REQUEST_BYTES = 8 * 2**20
+MAX_CACHED_MODELS = 256
 
 
 @dataclass
@@ -200,7 +201,10 @@ class OpenAIService:
                 return self._factory(name)
             from ..models.registry import model as make
 
-            m = self._models[name] = make(name)
+            m = make(name)
+            if len(self._models) >= MAX_CACHED_MODELS:  # allowed endpoints can name any model id
+                self._models.clear()
+            self._models[name] = m
             return m
         except UnknownModelError:
             raise APIError(404, f"unknown model {name!r}: GET /v1/models lists the models this server runs",
