@@ -363,3 +363,15 @@ def test_models_list_is_openai_shaped_with_ponder_fields(serve):
     assert g["engine"] == "swarm" and g["name"] == "glm-4.7" and g["dialect"] == "glm" and "price_output" in g
     raw = httpx.get(url + "/v1/models").json()
     assert raw["object"] == "list" and isinstance(raw["data"], list)
+
+
+def test_provider_rules_refuse_before_sending_with_400(tmp_path, monkeypatch):
+    """An image to a model whose profile has no vision: refused by ponder (400), never sent."""
+    with ThreadedMock(upstream_reply) as mock:
+        monkeypatch.setenv("PONDER_MODELS", str(catalog_file(tmp_path, mock.base_url)))
+        with serve_app(create_app(db=tmp_path / "runs.db")) as url:
+            with pytest.raises(openai.BadRequestError, match="image") as e:
+                client(url).chat.completions.create(model="mock-glm", messages=[{"role": "user", "content": [
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                    {"type": "text", "text": "what is this?"}]}])
+    assert e.value.body["code"] == "request_refused" and mock.requests == []

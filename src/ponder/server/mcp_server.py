@@ -178,5 +178,9 @@ def http_app(server: MCPServer, *, host: str = "127.0.0.1", token: str | None = 
     """The streamable-HTTP ASGI app (at `path`), behind bearer auth when `token` is set."""
     from .auth import protect
 
-    app = server.streamable_http_app(streamable_http_path=path, host=host)
+    try:
+        app = server.streamable_http_app(streamable_http_path=path, host=host)
+    except TypeError:  # pragma: no cover - SDK 1.x: the path is a setting
+        server.settings.streamable_http_path = path
+        app = server.streamable_http_app()
     return protect(app, token)

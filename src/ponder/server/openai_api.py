@@ -179,7 +179,7 @@ class OpenAIService:
             raise APIError(404, "no model named: use a catalog name (GET /v1/models lists them)",
                            param="model", code="model_not_found")
         head, sep, rest = name.partition(":")
-        if sep and rest.startswith("http"):
+        if sep and rest.startswith(("http://", "https://")):
             url = rest.partition("#")[0].rstrip("/")
             if url not in self._allowed:
                 raise APIError(403, f"this server runs catalog models only; endpoint {url} is not allowed (the operator "
@@ -381,7 +381,7 @@ class OpenAIService:
             return
         steps = messages[plan.base + 1:]
         last = steps[-1]
-        if last.role != "assistant" or last.tool_calls or (last.content or "") != client_content:
+        if last.role != "assistant" or last.tool_calls:  # the run was cut before an answer: close the turn
             steps = [*steps, Message.assistant(client_content)]
         cache.remember_answer(question, client_content, tuple(steps))
         if tr.fin is not None and tr.fin.answer and tr.fin.answer != client_content:
