@@ -112,6 +112,9 @@ def test_serve_refuses_a_public_address_without_a_token(tmp_path):
     out = subprocess.run([ponder_bin(), "serve", "--host", "::", "--allow-endpoint", "ftp://x"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "token" in out.stderr  # the bind check comes first
+    out = subprocess.run([ponder_bin(), "mcp", "--transport", "http", "--host", "10.0.0.7"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "refusing to listen on 10.0.0.7 without a token" in out.stderr
 
 
 def test_token_from_env_lets_a_public_bind_start(tmp_path):

@@ -86,6 +86,12 @@ async def test_stdio_solve_and_research_report_progress_and_run_ids(upstream):
         assert sum(x.startswith("+ agent") for x in lines) == 2 and sum(x.startswith("✓ agent") for x in lines) == 2
         blank, _ = await _call(session, "solve", {"task": "  "})
         assert getattr(blank, "is_error", getattr(blank, "isError", False))
+        unknown, _ = await _call(session, "solve", {"task": "q", "model": "vllm:http://10.0.0.1:8000/v1#x"})
+        assert getattr(unknown, "is_error", getattr(unknown, "isError", False))
+        assert "runs catalog models" in unknown.content[0].text
+        schema = next(t for t in (await session.list_tools()).tools if t.name == "solve")
+        params = getattr(schema, "input_schema", None) or getattr(schema, "inputSchema", None)
+        assert set(params["properties"]) == {"task", "model", "thinking"}  # no Context leaks into the schema
     with RunStore(db) as st:
         stored = {r["id"]: r for r in st.runs()}
     assert stored[data["run_id"]]["mode"] == "interleaved" and stored[data["run_id"]]["status"] == "ok"

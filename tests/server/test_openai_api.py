@@ -167,6 +167,25 @@ def test_swarm_run_answers_with_finish_and_shows_agents(serve, tmp_path):
     assert sub.requests and all(not any(t["function"]["name"] == "plan" for t in q.tools) for q in sub.requests)
     assert r.model_extra["ponder"]["model_calls"] == 5  # plan, wait, finish + two sub-agents
     assert runs(tmp_path)[0]["mode"] == "swarm"
+    # a follow-up: a swarm keeps no conversation, so the earlier turns come as a transcript
+    client(url).chat.completions.create(model="swarm/orch+sub", messages=[
+        {"role": "user", "content": "do two things"}, {"role": "assistant", "content": "A [a] and B [b]"},
+        {"role": "user", "content": "now compare them"}])
+    task = [m for m in orch.requests[-1].messages if m.role == "user"][0].content
+    assert "Conversation so far" in task and "Assistant: A [a] and B [b]" in task and task.endswith("now compare them")
+
+
+def test_engine_options_and_budget_end_as_length(serve, tmp_path):
+    m = ScriptedModel(lambda req, n: Reply(reasoning="again", tool_calls=[("calculator", {"expression": f"{n}+1"})]),
+                      name_="loop")
+    url = serve({"loop": m}, tools=("calculator",))
+    r = client(url).chat.completions.create(model="interleaved/loop", messages=[{"role": "user", "content": "q"}],
+                                            extra_body={"ponder": {"max_steps": 2}})
+    assert r.choices[0].finish_reason == "length" and r.model_extra["ponder"]["status"] == "budget"
+    assert len(m.requests) == 2 and "step budget" in r.model_extra["ponder"]["reason"]
+    with pytest.raises(openai.UnprocessableEntityError, match="ponder.max_steps"):
+        client(url).chat.completions.create(model="interleaved/loop", messages=[{"role": "user", "content": "q"}],
+                                            extra_body={"ponder": {"max_steps": 0}})
 
 
 def test_multi_turn_interleaved_continues_the_engines_hidden_steps(serve):
