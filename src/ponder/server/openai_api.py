@@ -22,6 +22,7 @@ large, 422 invalid (a blank question included), 500 ponder/engine, 502 upstream 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -238,7 +239,7 @@ class OpenAIService:
         return {"object": "list", "data": data}
 
     # ---- a request --------------------------------------------------------------------------------
-    async def _body(self, request: Request) -> bytes:
+    async def read_body(self, request: Request) -> bytes:
         cap = self.options.max_request_bytes
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > cap:
@@ -255,7 +256,7 @@ class OpenAIService:
         return b"".join(parts)
 
     @staticmethod
-    def _parse(body: bytes) -> ChatCompletionRequest:
+    def parse(body: bytes) -> ChatCompletionRequest:
         try:
             obj = fastjson.loads(body)
         except ValueError as e:
@@ -279,7 +280,8 @@ class OpenAIService:
         elif rf.get("type") == "json_object":
             extra["response_format"] = {"type": "json_object"}
         stop = [req.stop] if isinstance(req.stop, str) else req.stop
-        chat = ChatRequest(messages=conv.messages, tools=req.tools or [], tool_choice=req.tool_choice,
+        chat = ChatRequest(messages=conv.messages, tools=req.tools or [],
+                           tool_choice=req.tool_choice if req.tools else None,
                            thinking=None if thinking in (None, "auto") else thinking,  # type: ignore[arg-type]
                            reasoning_effort=req.reasoning_effort, max_tokens=req.max_completion_tokens or req.max_tokens,
                            temperature=req.temperature, top_p=req.top_p, stop=stop, seed=req.seed,
@@ -390,7 +392,7 @@ class OpenAIService:
     # ---- responses --------------------------------------------------------------------------------
     async def complete(self, request: Request, req: ChatCompletionRequest, plan: _Plan) -> Response:
         live, tr = plan.live, plan.translator
-        watcher = _spawn(watch_disconnect(request.receive, live.stop))
+        watcher = asyncio.get_running_loop().create_task(watch_disconnect(request.receive, live.stop))
         try:
             while (ev := await live.next()) is not None:
                 tr.feed(ev)
@@ -484,12 +486,6 @@ def _run_headers(tr: Translator, plan: _Plan) -> dict[str, str]:
     return h
 
 
-def _spawn(coro: Any) -> Any:
-    import asyncio
-
-    return asyncio.get_running_loop().create_task(coro)
-
-
 def router(service: OpenAIService) -> APIRouter:
     r = APIRouter()
 
@@ -503,7 +499,7 @@ def router(service: OpenAIService) -> APIRouter:
     @r.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         try:
-            req = service._parse(await service._body(request))
+            req = service.parse(await service.read_body(request))
             plan = service.plan(req)
         except APIError as e:
             return error_response(e)
