@@ -394,3 +394,19 @@ def test_provider_rules_refuse_before_sending_with_400(tmp_path, monkeypatch):
                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
                     {"type": "text", "text": "what is this?"}]}])
     assert e.value.body["code"] == "request_refused" and mock.requests == []
+
+
+def test_disconnect_during_a_proxied_stream_cancels_the_call_and_records_it(tmp_path, monkeypatch):
+    from ponder.testing_http import MockReply, Pause
+
+    stalled = MockReply(sse=[{"choices": [{"index": 0, "delta": {"reasoning_content": "first thought"}}]}, Pause(60),
+                             {"choices": [{"index": 0, "delta": {"content": "never"}}]}])
+    with ThreadedMock(lambda p, n: stalled) as mock:
+        monkeypatch.setenv("PONDER_MODELS", str(catalog_file(tmp_path, mock.base_url)))
+        with serve_app(create_app(db=tmp_path / "runs.db")) as url:
+            body = {"model": "mock-glm", "stream": True, "messages": [{"role": "user", "content": "q"}]}
+            with httpx.Client(timeout=30) as h, h.stream("POST", url + "/v1/chat/completions", json=body) as r:
+                run_id = r.headers["x-ponder-run-id"]
+                assert any("first thought" in line for line in r.iter_lines())
+            row = _final_status(tmp_path, run_id)
+    assert row["status"] == "cancelled" and row["mode"] == "proxy"
