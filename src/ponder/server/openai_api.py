@@ -326,17 +326,8 @@ class OpenAIService:
         except (ConfigError, ValueError) as e:
             raise APIError(400, str(e)) from None
         engine.request = chat  # type: ignore[attr-defined]
-        # the call starts now, so the journal's first write overlaps it (see proxy.Prefetch)
-        pre = engine.prefetch = _proxy.Prefetch(model.stream(chat))  # type: ignore[attr-defined]
         store = self.store
-
-        async def start(sink: Callable[[Any], Any], cancel: asyncio.Event) -> Any:
-            try:
-                return await runs_api.execute(engine, task, sink, store=store, cancel=cancel)
-            finally:
-                pre.cancel()  # a run that ended before reading it (or was cancelled) stops the call
-
-        live = LiveRun(start)
+        live = LiveRun(lambda sink, cancel: runs_api.execute(engine, task, sink, store=store, cancel=cancel))
         return _Plan(t, conv, live, tr, engine=engine, proxy=True)
 
     def _plan_engine(self, req: ChatCompletionRequest, t: Target, conv: Conversation, thinking: str,

@@ -11,19 +11,13 @@ counted by the same telemetry.
 It registers itself as the engine `proxy` through the builder's public registry; it lives
 here, not in `engines/`, because only the server builds it (the conversation comes from an
 HTTP request, not a task). A proxy run cannot be resumed: the client holds the conversation.
-
-`Prefetch` starts the model call before the run does: the journal writes the run's row when
-the run starts, and a call already on its way hides that write behind the provider's latency
-instead of adding it to the client's time to first token (`benchmarks/proxy_overhead.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-from ..core.events import ErrorEvent, Event, ModelCallFinished
+from ..core.events import ErrorEvent, ModelCallFinished
 from ..core.messages import Message
 from ..core.metrics import RunMetrics
 from ..engines.base import Budgets, Outcome
@@ -33,44 +27,6 @@ from ..models.base import ChatModel, ChatRequest
 from ..tools.base import Tool
 
 MODE = "proxy"
-_END = object()
-
-
-class Prefetch:
-    """A model call running ahead in a task of its own; `events()` yields what it streamed.
-    `cancel()` stops it (a run that never reads it, or is cancelled, must call it)."""
-
-    __slots__ = ("queue", "task")
-
-    def __init__(self, stream: AsyncIterator[Event]):
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.task = asyncio.get_running_loop().create_task(self._pump(stream), name="ponder-prefetch")
-
-    async def _pump(self, stream: AsyncIterator[Event]) -> None:
-        put = self.queue.put_nowait
-        try:
-            async for ev in stream:
-                put(ev)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # noqa: BLE001 - re-raised in the reader's task
-            put(e)
-        finally:
-            put(_END)
-
-    async def events(self) -> AsyncIterator[Event]:
-        get = self.queue.get
-        while True:
-            item = await get()
-            if item is _END:
-                return
-            if isinstance(item, Exception):
-                raise item
-            yield item
-
-    def cancel(self) -> None:
-        if not self.task.done():
-            self.task.cancel()
 
 
 class Proxy(Runnable):
@@ -85,7 +41,6 @@ class Proxy(Runnable):
         self.preserve_reasoning = preserve_reasoning
         self.budgets = budgets or Budgets(max_steps=1)
         self.request: ChatRequest | None = None
-        self.prefetch: Prefetch | None = None  # the call of `request`, already started
         self.reply: Message | None = None
         self.settings: dict[str, Any] | None = None
 
@@ -102,21 +57,15 @@ class Proxy(Runnable):
             raise ValueError("the proxy engine runs a client's conversation: set engine.request before the run")
         emit = ctx.emit
         final: ModelCallFinished | None = None
-        pre, self.prefetch = self.prefetch, None
-        stream = pre.events() if pre is not None else self.model.stream(request, agent="main")
-        try:
-            async for ev in stream:
-                emit(ev)
-                tp = type(ev)
-                if tp is ModelCallFinished:
-                    final = ev  # type: ignore[assignment]
-                elif tp is ErrorEvent:
-                    partial = ev.partial  # type: ignore[union-attr]
-                    return Outcome("error", partial.content if partial is not None else None,
-                                   f"model error ({ev.error_type}): {ev.message}")  # type: ignore[union-attr]
-        finally:
-            if pre is not None:
-                pre.cancel()
+        async for ev in self.model.stream(request, agent="main"):
+            emit(ev)
+            tp = type(ev)
+            if tp is ModelCallFinished:
+                final = ev  # type: ignore[assignment]
+            elif tp is ErrorEvent:
+                partial = ev.partial  # type: ignore[union-attr]
+                return Outcome("error", partial.content if partial is not None else None,
+                               f"model error ({ev.error_type}): {ev.message}")  # type: ignore[union-attr]
         if final is None:
             return Outcome("error", None, f"model {self.model.name!r} ended its stream without a result")
         self.reply = final.message
