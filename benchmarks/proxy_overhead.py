@@ -17,6 +17,7 @@ CPU seconds (goal: >= 500). With `--record both` (the default) it is measured wi
 calls journaled in the run store (`--record-passthrough`, the default) and without.
 
     .venv/bin/python benchmarks/proxy_overhead.py [--requests 2000] [--ttft-requests 300] [--concurrency 16]
+                                                  [--record on|off|both] [--latency 0.0]
 """
 
 from __future__ import annotations
@@ -143,10 +144,11 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000, help="requests of the throughput run")
     ap.add_argument("--ttft-requests", type=int, default=300, help="requests per side of the TTFT comparison")
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--latency", type=float, default=0.0, help="the mock's latency before it answers, seconds")
     ap.add_argument("--record", choices=["on", "off", "both"], default="both",
                     help="journal pass-through calls (ponder serve --record-passthrough)")
     a = ap.parse_args()
-    mock, stop = start_mock_server(0.0)
+    mock, stop = start_mock_server(a.latency)
     print(f"proxy overhead: {os.cpu_count()} CPUs, mock at {mock}, {a.ttft_requests} TTFT requests per side, "
           f"{a.requests} throughput requests at concurrency {a.concurrency}")
     try:

@@ -26,7 +26,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -102,7 +102,7 @@ class _Plan:
     engine: Any = None  # an engine run's engine (to read its conversation afterwards)
     base: int = 0  # the engine's history length before the run (where the turn starts)
     proxy: bool = False
-    headers: dict[str, str] = field(default_factory=dict)
+    gate: asyncio.Event | None = None  # the proxy waits on it until the first chunk is out
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -326,9 +326,10 @@ class OpenAIService:
         except (ConfigError, ValueError) as e:
             raise APIError(400, str(e)) from None
         engine.request = chat  # type: ignore[attr-defined]
+        gate = engine.gate = asyncio.Event() if req.stream else None  # type: ignore[attr-defined]
         store = self.store
         live = LiveRun(lambda sink, cancel: runs_api.execute(engine, task, sink, store=store, cancel=cancel))
-        return _Plan(t, conv, live, tr, engine=engine, proxy=True)
+        return _Plan(t, conv, live, tr, engine=engine, proxy=True, gate=gate)
 
     def _plan_engine(self, req: ChatCompletionRequest, t: Target, conv: Conversation, thinking: str,
                      think_tags: bool) -> _Plan:
@@ -446,6 +447,8 @@ class OpenAIService:
         complete = False
         try:
             yield first
+            if plan.gate is not None:
+                plan.gate.set()  # the first chunk is out: the run may go on to its bookkeeping
             try:
                 while (ev := await live.next()) is not None:
                     out = tr.feed(ev)
@@ -475,6 +478,8 @@ class OpenAIService:
                 self.remember(plan, tr.answer_text)
             yield b"".join(tail)
         finally:
+            if plan.gate is not None:
+                plan.gate.set()
             if not complete:
                 live.stop()  # the client went away: the run ends as cancelled, and is recorded
 

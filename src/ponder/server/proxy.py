@@ -11,13 +11,21 @@ counted by the same telemetry.
 It registers itself as the engine `proxy` through the builder's public registry; it lives
 here, not in `engines/`, because only the server builds it (the conversation comes from an
 HTTP request, not a task). A proxy run cannot be resumed: the client holds the conversation.
+
+The first-chunk gate: a streamed reply often arrives in one read (short answers, fast
+servers), and the run would then go on to its end, the journal's closing write included,
+before the client's first chunk is sent. With `gate` set, the call waits after its first
+visible event until the server has sent that chunk (at most `GATE_MAX_S`), so the
+bookkeeping comes after the client's first token, not before it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any, ClassVar
 
-from ..core.events import ErrorEvent, ModelCallFinished
+from ..core.events import ContentDelta, ErrorEvent, ModelCallFinished, ReasoningDelta, ToolCallEvent
 from ..core.messages import Message
 from ..core.metrics import RunMetrics
 from ..engines.base import Budgets, Outcome
@@ -27,6 +35,8 @@ from ..models.base import ChatModel, ChatRequest
 from ..tools.base import Tool
 
 MODE = "proxy"
+_VISIBLE = (ReasoningDelta, ContentDelta, ToolCallEvent)
+GATE_MAX_S = 1.0
 
 
 class Proxy(Runnable):
@@ -41,6 +51,7 @@ class Proxy(Runnable):
         self.preserve_reasoning = preserve_reasoning
         self.budgets = budgets or Budgets(max_steps=1)
         self.request: ChatRequest | None = None
+        self.gate: asyncio.Event | None = None  # set by the server once the first chunk is out
         self.reply: Message | None = None
         self.settings: dict[str, Any] | None = None
 
@@ -57,9 +68,16 @@ class Proxy(Runnable):
             raise ValueError("the proxy engine runs a client's conversation: set engine.request before the run")
         emit = ctx.emit
         final: ModelCallFinished | None = None
+        gate = self.gate
         async for ev in self.model.stream(request, agent="main"):
             emit(ev)
             tp = type(ev)
+            if gate is not None and tp in _VISIBLE:
+                if not gate.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(GATE_MAX_S):
+                            await gate.wait()
+                gate = None
             if tp is ModelCallFinished:
                 final = ev  # type: ignore[assignment]
             elif tp is ErrorEvent:
