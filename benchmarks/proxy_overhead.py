@@ -9,7 +9,11 @@ GLM-dialect model (`bench-glm`: a plain name, so one direct call per request). O
 * through ponder (`POST /v1/chat/completions`, model `bench-glm`),
 
 alternating in rounds; TTFT is the time from sending to the first chunk with reasoning or
-content. Added TTFT = median through ponder - median direct (goal: <= 2 ms).
+content. Added TTFT = median through ponder - median direct (goal: <= 2 ms). The floor is
+measured the same way: a bare aiohttp relay (read the request, post it upstream, copy the
+stream back; nothing else) in its own process, i.e. what one more hop costs any proxy here.
+With `--latency` the mock waits before answering, so every process sleeps between request
+and reply, as with a real provider, and wakes up cold for it.
 
 Throughput: CONCURRENCY clients stream REQUESTS requests through ponder while the server
 process's CPU time is read from /proc; requests per second on one core = requests / server
@@ -106,19 +110,64 @@ async def one(session: aiohttp.ClientSession, url: str, model: str) -> float:
     return ttft
 
 
-async def ttft_rounds(mock: str, ponder: str, n: int, rounds: int = 5) -> tuple[list[float], list[float]]:
+async def ttft_rounds(mock: str, via_url: str, n: int, model: str = "bench-glm",
+                      rounds: int = 5) -> tuple[list[float], list[float]]:
     direct: list[float] = []
     via: list[float] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as s:
         for _ in range(10):  # warm up: connections, the server's model and catalog caches
             await one(s, mock, "glm-4.7")
-            await one(s, ponder, "bench-glm")
+            await one(s, via_url, model)
         for _ in range(rounds):
             for _ in range(n // rounds):
                 direct.append(await one(s, mock, "glm-4.7"))
             for _ in range(n // rounds):
-                via.append(await one(s, ponder, "bench-glm"))
+                via.append(await one(s, via_url, model))
     return direct, via
+
+
+def serve_relay(upstream: str, port: int) -> None:
+    """The floor: a bare aiohttp relay (runs in a child process: --serve-relay UPSTREAM PORT)."""
+    from aiohttp import web
+
+    async def main() -> None:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512))
+
+        async def chat(req: web.Request) -> web.StreamResponse:
+            body = await req.read()
+            async with session.post(upstream + "/chat/completions", data=body,
+                                    headers={"Content-Type": "application/json"}) as r:
+                resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+                await resp.prepare(req)
+                async for chunk in r.content.iter_any():
+                    await resp.write(chunk)
+                await resp.write_eof()
+                return resp
+
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", chat)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+@contextlib.contextmanager
+def relay(upstream: str) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-relay", upstream, str(port)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", "the relay did not start"
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout:
+            proc.stdout.close()
 
 
 async def load(ponder: str, requests: int, concurrency: int) -> None:
@@ -147,11 +196,19 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.0, help="the mock's latency before it answers, seconds")
     ap.add_argument("--record", choices=["on", "off", "both"], default="both",
                     help="journal pass-through calls (ponder serve --record-passthrough)")
+    ap.add_argument("--serve-relay", nargs=2, metavar=("UPSTREAM", "PORT"), help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.serve_relay:
+        serve_relay(a.serve_relay[0], int(a.serve_relay[1]))
+        return
     mock, stop = start_mock_server(a.latency)
-    print(f"proxy overhead: {os.cpu_count()} CPUs, mock at {mock}, {a.ttft_requests} TTFT requests per side, "
-          f"{a.requests} throughput requests at concurrency {a.concurrency}")
+    print(f"proxy overhead: {os.cpu_count()} CPUs, mock at {mock} (latency {a.latency * 1e3:g} ms), "
+          f"{a.ttft_requests} TTFT requests per side, {a.requests} throughput requests at concurrency {a.concurrency}")
     try:
+        with relay(mock) as relay_url:
+            direct, via = asyncio.run(ttft_rounds(mock, relay_url, a.ttft_requests, model="glm-4.7"))
+        floor = statistics.median(via) - statistics.median(direct)
+        print(f"\nfloor, a bare aiohttp relay: added TTFT (median) {floor * 1e3:.2f} ms")
         for record in ([True, False] if a.record == "both" else [a.record == "on"]):
             with tempfile.TemporaryDirectory() as tmp, ponder_serve(mock, record, Path(tmp)) as (url, pid):
                 direct, via = asyncio.run(ttft_rounds(mock, url, a.ttft_requests))
@@ -163,7 +220,8 @@ def main() -> None:
                 print(f"\npass-through, {label}:")
                 print(f"  TTFT direct to the mock : {ms(direct)}")
                 print(f"  TTFT through ponder     : {ms(via)}")
-                print(f"  added TTFT (median)     : {added * 1e3:.2f} ms   (goal <= 2 ms: {'ok' if added <= 0.002 else 'MISSED'})")
+                print(f"  added TTFT (median)     : {added * 1e3:.2f} ms   (goal <= 2 ms: {'ok' if added <= 0.002 else 'MISSED'}; "
+                      f"{(added - floor) * 1e3:+.2f} ms over the floor)")
                 per = cpu / a.requests
                 print(f"  server CPU per request  : {per * 1e3:.3f} ms -> {1 / per:,.0f} requests/s on one core "
                       f"(goal >= 500: {'ok' if 1 / per >= 500 else 'MISSED'})")
