@@ -72,4 +72,6 @@ def test_bad_requests_name_the_problem(server):
         assert r.status_code == 400 and "unknown tool" in r.json()["detail"]
         assert c.post(server + "/v1/runs", json={"task": ""}).status_code == 422
         assert c.get(server + "/v1/runs/nope/events").status_code == 404
-        assert any(m["name"] == "kimi-k2.5" for m in c.get(server + "/v1/models").json())
+        listed = c.get(server + "/v1/models").json()  # OpenAI's list shape, ponder's fields in each entry
+        assert listed["object"] == "list"
+        assert any(m["id"] == "kimi-k2.5" and m["name"] == "kimi-k2.5" and "price_output" in m for m in listed["data"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import chat, compare, corpus, export, probe, run, serve, tco, view
+from . import chat, compare, corpus, export, mcp_cmd, probe, run, serve, tco, view
 
 app = typer.Typer(
     name="ponder",
@@ -13,7 +13,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals may hold API keys
 )
 
-for _mod in (chat, probe, run, export, compare, corpus, tco, serve, view):
+for _mod in (chat, probe, run, export, compare, corpus, tco, serve, mcp_cmd, view):
     _mod.register(app)
 
 

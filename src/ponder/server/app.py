@@ -6,7 +6,9 @@ event (`event: <type>`, `data: <event JSON>`), from `run_started` (the run id) t
 Every run is journaled in the SQLite run store as it happens (the same `ponder.runs` path
 as the CLI), so `GET /v1/runs/{id}/events` reads it, live or later. A client
 that disconnects cancels its run (the engine ends cleanly with status `cancelled`).
-Bind it to 127.0.0.1 unless you put an authenticating proxy in front: runs execute tools.
+The OpenAI-compatible `POST /v1/chat/completions` and `GET /v1/models` are
+`openai_api.py`'s router; with a token every path but /healthz needs it (`auth.py`), and
+`ponder serve` refuses a non-loopback address without one: runs execute tools.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from ..core.events import event_to_json
 from ..core.store import RunStore
 from ..engines.build import EngineConfig, build_engine
 from ..models.base import ChatModel
-from ..models.catalog import catalog
 from ..models.registry import model as default_model_factory
+from .auth import BearerAuth
+from .openai_api import OpenAIOptions, OpenAIService
+from .openai_api import router as openai_router
 from .viewer import viewer_router
 
 
@@ -61,20 +65,20 @@ class RunRequest(BaseModel):
                             timeout_s=self.timeout_s, max_parallel=self.max_parallel)
 
 
-def create_app(*, db: Path | str | None = None, model_factory: Callable[[str], ChatModel] | None = None) -> FastAPI:
+def create_app(*, db: Path | str | None = None, model_factory: Callable[[str], ChatModel] | None = None,
+               token: str | None = None, openai: OpenAIOptions | None = None) -> FastAPI:
+    """`token`: every request but /healthz needs `Authorization: Bearer <token>` (auth.py);
+    `openai`: the OpenAI-compatible endpoints' options (openai_api.py)."""
     make_model = model_factory or default_model_factory
     store = RunStore(db)
     app = FastAPI(title="ponder", version="0.1.0")
+    app.include_router(openai_router(OpenAIService(store, model_factory, openai or OpenAIOptions())))
+    if token:
+        app.add_middleware(BearerAuth, token=token)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
-
-    @app.get("/v1/models")
-    async def models() -> list[dict[str, Any]]:
-        return [{"name": s.name, "dialect": s.dialect, "model_id": s.model_id, "key_set": s.key_is_set(),
-                 "price_input": s.price_input, "price_cached_input": s.price_cached_input,
-                 "price_output": s.price_output, "context_window": s.context_window} for s in catalog().values()]
 
     @app.get("/v1/runs")
     async def runs(limit: int = 50) -> list[dict[str, Any]]:
