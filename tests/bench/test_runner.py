@@ -176,7 +176,9 @@ def test_engine_settings_reach_the_engines() -> None:
     il = default_engine_factory("interleaved", model, [], cfg)
     assert il.thinking == "off" and il.first_tool_choice == "required" and il.budgets.max_steps == 7  # type: ignore[attr-defined]
     sw = default_engine_factory("swarm", model, [], cfg)
-    assert sw.thinking == "off" and sw.sub_budgets.max_steps == 3 and sw.budgets.max_steps == 7  # type: ignore[attr-defined]
+    c = sw.config  # type: ignore[attr-defined]
+    assert c.thinking == "off" and c.sub_budgets.max_steps == 3 and sw.budgets.max_steps == 7
+    assert c.first_tool_choice == "required"
     with pytest.raises(ValueError, match="thinking must be"):
         CompareConfig(thinking="maybe").validate()
 

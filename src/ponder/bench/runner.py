@@ -17,15 +17,17 @@ so that moving to a shared engine builder is a one-function change.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from .. import runs
 from ..core.grounding import ground_run
 from ..core.messages import Message
-from ..engines.base import Budgets, RunResult
+from ..core.store import RunStore
+from ..engines.base import Engine
+from ..engines.build import EngineConfig, build_engine
 from ..models.base import ChatModel, ChatRequest
 from ..tools.base import Tool
 from .graders import Grade, TableGold, grade
@@ -88,46 +90,21 @@ class CompareConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-class Engine(Protocol):
-    async def run(self, task: str) -> RunResult: ...
-
-
 EngineFactory = Callable[[str, ChatModel, list[Tool], CompareConfig], Engine]
 ModelFactory = Callable[[str], ChatModel]
 
 
-def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+def engine_config(engine: str, cfg: CompareConfig, model_name: str) -> EngineConfig:
+    """The comparison's settings as the engine config every entry point uses."""
+    return EngineConfig(mode=engine, model=model_name, thinking=cfg.thinking,  # type: ignore[arg-type]
+                        first_tool_choice=cfg.first_tool_choice, max_steps=cfg.max_steps,
+                        sub_max_steps=cfg.sub_max_steps or cfg.max_steps, timeout_s=cfg.task_timeout_s,
+                        max_parallel=cfg.max_parallel, orch_max_tokens=cfg.max_tokens, tools=[])
 
 
 def default_engine_factory(engine: str, model: ChatModel, tools: list[Tool], cfg: CompareConfig) -> Engine:
-    """The real engines, built from the configuration alone: the one place that knows how
-    (the shared engine builder replaces this function). Imported lazily so a missing engine
-    fails only the units that need it, with a message naming what is missing."""
-    budgets = Budgets(max_steps=cfg.max_steps, wall_timeout_s=cfg.task_timeout_s)
-    if engine == "interleaved":
-        try:
-            from ..engines.interleaved import Interleaved
-        except ImportError as e:
-            raise RuntimeError(f"the interleaved engine is not available (ponder.engines.interleaved: {e})") from e
-        return Interleaved(model, tools, thinking=cfg.thinking, budgets=budgets, agent_id="main",  # type: ignore[arg-type]
-                           first_tool_choice=cfg.first_tool_choice)
-    if engine == "swarm":
-        try:
-            from ..engines.swarm import Swarm  # type: ignore[attr-defined]
-        except ImportError as e:
-            raise RuntimeError(f"the swarm engine is not available (ponder.engines.swarm: {e})") from e
-        kwargs: dict[str, Any] = {"sub_model": None, "max_parallel": cfg.max_parallel}
-        # (the swarm has no first_tool_choice for its sub-agents: see docs/compare.md)
-        optional = {"budgets": budgets, "sub_budgets": Budgets(max_steps=cfg.sub_max_steps or cfg.max_steps),
-                    "orch_max_tokens": cfg.max_tokens, "thinking": cfg.thinking}
-        kwargs.update({k: v for k, v in optional.items() if v is not None and _accepts(Swarm, k)})
-        return Swarm(model, tools, **kwargs)
-    raise ValueError(f"unknown engine {engine!r}")
+    """The real engines, by the one builder (`build_engine`), with the suite's tools."""
+    return build_engine(engine_config(engine, cfg, model.name), model_factory=lambda _name, _cfg: model, tools=tools)
 
 
 @dataclass
@@ -176,6 +153,7 @@ class Runner:
         router: Router | None = None,
         progress: bool = True,
         on_record: Callable[[TaskRecord], None] | None = None,
+        run_db: str | None = None,
     ):
         config.validate()
         self.cfg = config
@@ -186,9 +164,17 @@ class Runner:
         self.progress = progress
         self.on_record = on_record
         self._models: dict[str, ChatModel] = {}
+        self.run_db = run_db
+        self._runs: RunStore | None = None
         self._judge: Any = None
         self.skipped = 0  # units left unstarted by the time budget
         self.not_run: list[tuple[str, str, str, str]] = []  # their keys (suite, task, mode, model)
+
+    def _run_store(self) -> RunStore:
+        """The run store the engine runs are journaled in (default `$PONDER_HOME/ponder.db`)."""
+        if self._runs is None:
+            self._runs = RunStore(self.run_db)
+        return self._runs
 
     def model(self, name: str) -> ChatModel:
         if name not in self._models:
@@ -288,7 +274,9 @@ class Runner:
 
     async def _engine(self, engine: str, model: ChatModel, suite: Suite, task: BenchTask, rec: TaskRecord) -> None:
         runner = self.engine_factory(engine, model, suite.tools(), self.cfg)
-        res = await runner.run(task.question)
+        # journaled like every run (the compare report links each task to its run page)
+        res = await runs.run(runner, task.question, store=self._run_store())
+        rec.detail["run_id"] = res.run_id
         m = res.metrics
         rec.answer = res.answer
         rec.detail["grounding"] = ground_run(res.answer, res.events or [], task.question).as_dict()

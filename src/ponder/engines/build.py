@@ -41,6 +41,7 @@ class EngineConfig(BaseModel):
     threads: int | None = Field(default=None, ge=1)  # embedded: llama.cpp threads
     model_options: dict[str, Any] = Field(default_factory=dict)  # backend options (e.g. embedded max_tokens)
     thinking: Literal["on", "off", "auto"] = "auto"
+    first_tool_choice: Literal["auto", "required", "none"] | None = None  # the first step of each (sub-)agent's turn
     preserve_reasoning: bool = True
     tools: list[str] = Field(default_factory=lambda: list(DEFAULT_TOOLS))
     corpus: str | None = None  # a directory or a built index for the search tools
@@ -129,7 +130,8 @@ def _interleaved(cfg: EngineConfig, model: ChatModel, make: ModelFactory, tools:
     from .interleaved import Interleaved
 
     return Interleaved(model, tools, thinking=cfg.thinking, preserve_reasoning=cfg.preserve_reasoning,
-                       budgets=cfg.run_budgets(12), verify_code=cfg.verify_code, self_check=cfg.self_check)
+                       budgets=cfg.run_budgets(12), verify_code=cfg.verify_code, self_check=cfg.self_check,
+                       first_tool_choice=cfg.first_tool_choice)
 
 
 def _swarm(cfg: EngineConfig, model: ChatModel, make: ModelFactory, tools: list[Tool]) -> Engine:
@@ -140,7 +142,7 @@ def _swarm(cfg: EngineConfig, model: ChatModel, make: ModelFactory, tools: list[
                  budgets=cfg.run_budgets(15, 1_500), sub_budgets=Budgets(max_steps=cfg.sub_max_steps or 100),
                  thinking=cfg.thinking, preserve_reasoning=cfg.preserve_reasoning, verify_code=cfg.verify_code,
                  self_check=cfg.self_check, sub_timeout_s=cfg.sub_timeout_s, guided=cfg.guided,
-                 orch_max_tokens=cfg.orch_max_tokens)
+                 orch_max_tokens=cfg.orch_max_tokens, first_tool_choice=cfg.first_tool_choice)
 
 
 register_engine("interleaved", _interleaved)

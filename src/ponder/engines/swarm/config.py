@@ -38,6 +38,7 @@ class SwarmConfig:
     preserve_reasoning: bool = True
     verify_code: bool = True
     self_check: bool = False
+    first_tool_choice: str | None = None  # the sub-agents' first step (e.g. "required": look before answering)
     memory_chars: int = DEFAULT_MEMORY_CHARS  # shared memory shown in one context
     result_chars: int = 1_500  # one sub-agent result handed to the orchestrator
     wait_chars: int = 40_000  # one `wait` result

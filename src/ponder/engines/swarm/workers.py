@@ -28,7 +28,7 @@ AgentFactory = Callable[..., Any]
 def interleaved_factory(model: ChatModel, tools: Sequence[Tool], *, budgets: Budgets, system_prompt: str,
                         agent_id: str, thinking: str, **options: Any) -> Any:
     """The default sub-agent: an Interleaved agent with its own context. `options` carries
-    the swarm's `preserve_reasoning`, `verify_code` and `self_check`."""
+    the swarm's `preserve_reasoning`, `verify_code`, `self_check` and `first_tool_choice`."""
     from ..interleaved import Interleaved
 
     return Interleaved(model, tools, thinking=thinking, budgets=budgets,  # type: ignore[arg-type]
@@ -67,7 +67,7 @@ async def run_task(run: SwarmRun, task: Task) -> None:
     agent = run.swarm.agent_factory(model, tools, budgets=cfg.sub_budgets, system_prompt=system,
                                     agent_id=rec.agent_id, thinking=cfg.thinking,
                                     preserve_reasoning=cfg.preserve_reasoning, verify_code=cfg.verify_code,
-                                    self_check=cfg.self_check)
+                                    self_check=cfg.self_check, first_tool_choice=cfg.first_tool_choice)
     emit = run.emit
 
     def sink(ev: Event) -> None:
