@@ -42,7 +42,7 @@ from ponder.models.registry import model  # noqa: E402
 from ponder.tools.base import tool  # noqa: E402
 
 
-@tool
+@tool(idempotent=True)  # a pure function: a resumed run may re-run it (no commit barrier before it)
 async def work(item: int = 0) -> str:
     """Do one unit of work and return its result."""
     return f"item {item} ok"

@@ -105,8 +105,11 @@ async def test_journal_holds_every_event_once_with_replies_stored_by_reference(t
     assert [e.type for e in stored] == [e.type for e in live]
     assert all(a == b for a, b in zip(stored, live, strict=True) if type(a) is not MessageAppended)
     # an appended reply is the very message of its call (stored once, referenced)
-    rows = dict(store._conn.execute("SELECT seq, event FROM events WHERE run_id = ?", (fin.run_id,)).fetchall())
+    rows = dict(store.event_rows(fin.run_id))
     assert [s for s, r in rows.items() if '"ref":' in r] and list(rows) == list(range(len(rows)))
+    # written in batches (one row per commit), read back one event per sequence number
+    raw = store._conn.execute("SELECT COUNT(*), SUM(n) FROM events WHERE run_id = ?", (fin.run_id,)).fetchone()
+    assert raw[0] < len(rows) and raw[1] == len(rows)
     appended = [e.message for e in stored if type(e) is MessageAppended and e.message.role == "assistant"]
     calls = [e.message for e in stored if type(e) is ModelCallFinished]
     assert appended == calls

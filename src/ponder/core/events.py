@@ -249,16 +249,16 @@ Event = Annotated[
 ]
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+_TO_JSON: dict[type, Any] = {}  # per event type: its pydantic-core serializer's to_json (no Python wrapper per call)
 
 
 def event_to_json(ev: _Event) -> str:
     """One event as JSON (fields that are None left out): what the store, the CLI's --json
     output and the SSE server write."""
-    ad = _ADAPTERS.get(type(ev))
-    if ad is None:
-        ad = _ADAPTERS[type(ev)] = TypeAdapter(type(ev))
-    return ad.dump_json(ev, exclude_none=True).decode()
+    to_json = _TO_JSON.get(type(ev))
+    if to_json is None:
+        to_json = _TO_JSON[type(ev)] = TypeAdapter(type(ev)).serializer.to_json
+    return to_json(ev, exclude_none=True).decode()
 
 
 def event_from_json(data: str | bytes) -> Event:

@@ -29,8 +29,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .errors import ConfigError
-from .events import Event, MessageAppended, event_from_json
+from .events import EVENT_ADAPTER, Event, MessageAppended
 from .messages import Message
 
 _SCHEMA = """
@@ -69,6 +71,7 @@ CREATE TABLE IF NOT EXISTS events (
 # columns added since the first schema (older stores are migrated on open)
 _RUN_COLUMNS = {"config": "TEXT", "pid": "INTEGER", "proc_start": "TEXT", "host": "TEXT", "updated": "REAL",
                 "attempts": "INTEGER DEFAULT 1"}
+_EVENT_COLUMNS = {"n": "INTEGER"}  # n > 1: the row holds a batch of n events (a JSON array), seq is the first
 _RUN_KEYS = ("id", "session", "mode", "model", "task", "status", "answer", "reason", "metrics", "started", "finished",
              "config", "pid", "proc_start", "host", "updated", "attempts")
 ANSWER_PREVIEW_CHARS = 4_000  # the runs table keeps a preview; the whole answer is in the run's last event
@@ -116,8 +119,8 @@ class RunStore:
                 raise ConfigError(f"the run store {self.path} is a directory; pass a file path with --db "
                                   "(e.g. --db runs.db) or set PONDER_HOME")
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
-            self._lock = threading.Lock()
+            self.conn = self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
+            self.lock = self._lock = threading.Lock()
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -126,6 +129,10 @@ class RunStore:
             for col, decl in _RUN_COLUMNS.items():
                 if col not in have:
                     self._conn.execute(f"ALTER TABLE runs ADD COLUMN {col} {decl}")
+            have = {r[1] for r in self._conn.execute("PRAGMA table_info(events)")}
+            for col, decl in _EVENT_COLUMNS.items():
+                if col not in have:
+                    self._conn.execute(f"ALTER TABLE events ADD COLUMN {col} {decl}")
         except (OSError, sqlite3.Error) as e:
             raise ConfigError(
                 f"cannot open the run store at {self.path}: {e}. Pass another path with --db or set PONDER_HOME."
@@ -219,32 +226,60 @@ class RunStore:
         return self._row(rows[0])
 
     def next_seq(self, run_id: str) -> int:
-        r = self._conn.execute("SELECT MAX(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
-        return 0 if r[0] is None else int(r[0]) + 1
+        r = self._conn.execute("SELECT MAX(seq + COALESCE(n, 1)) FROM events WHERE run_id = ?", (run_id,)).fetchone()
+        return 0 if r[0] is None else int(r[0])
+
+    def _raw(self, run_id: str, after: int) -> list[tuple[int, str, int | None]]:
+        return self._conn.execute(
+            "SELECT seq, event, n FROM events WHERE run_id = ? AND seq + COALESCE(n, 1) - 1 > ? ORDER BY seq",
+            (run_id, after)).fetchall()
+
+    def event_objects(self, run_id: str, after: int = -1) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(seq, event as a JSON object) per event, batches expanded."""
+        for seq, raw, n in self._raw(run_id, after):
+            obj = orjson.loads(raw)
+            if n is not None and n > 1 or type(obj) is list:
+                for i, item in enumerate(obj):
+                    if seq + i > after:
+                        yield seq + i, item
+            else:
+                yield seq, obj
 
     def event_rows(self, run_id: str, after: int = -1) -> list[tuple[int, str]]:
-        return self._conn.execute("SELECT seq, event FROM events WHERE run_id = ? AND seq > ? ORDER BY seq",
-                                  (run_id, after)).fetchall()
+        """(seq, event JSON) per event, in order: one row per event whatever the batching."""
+        out: list[tuple[int, str]] = []
+        for seq, raw, n in self._raw(run_id, after):
+            if (n is None or n <= 1) and raw[:1] == "{":
+                out.append((seq, raw))
+                continue
+            for i, item in enumerate(orjson.loads(raw)):
+                if seq + i > after:
+                    out.append((seq + i, orjson.dumps(item).decode()))
+        return out
 
     def events(self, run_id: str, after: int = -1) -> list[Event]:
         """The run's journal as typed events (a message kept by reference is filled in)."""
         out: list[Event] = []
         calls: dict[int, Message] = {}
-        for seq, raw in self.event_rows(run_id, after):
-            ev = decode_event(raw, calls)
-            if getattr(ev, "type", None) == "model_call_finished":
+        for seq, obj in self.event_objects(run_id, after):
+            ev = decode_object(obj, calls)
+            if obj.get("type") == "model_call_finished":
                 calls[seq] = ev.message  # type: ignore[union-attr]
             out.append(ev)
         return out
 
 
-def decode_event(raw: str, calls: dict[int, Message]) -> Event:
-    """One journal row. `message_appended` rows that name the model call whose message they
-    append (`ref`, that call's seq) carry no copy of it: the journal stores each reply once."""
-    if raw.startswith('{"agent"') and '"type":"message_appended"' in raw[:200] and '"ref":' in raw:
-        d = json.loads(raw)
+def decode_object(d: dict[str, Any], calls: dict[int, Message]) -> Event:
+    """One journal entry. A `message_appended` that names the model call whose message it
+    appends (`ref`, that call's seq) carries no copy of it: the journal stores each reply once."""
+    if "ref" in d and d.get("type") == "message_appended":
         msg = calls.get(d["ref"])
         if msg is None:
-            raise ValueError(f"journal row refers to model call {d['ref']}, which is not in it")
+            raise ValueError(f"journal entry refers to model call {d['ref']}, which is not in it")
         return MessageAppended(agent=d["agent"], ts=d["ts"], index=d["index"], message=msg)
-    return event_from_json(raw)
+    return EVENT_ADAPTER.validate_python(d)
+
+
+def decode_event(raw: str | bytes, calls: dict[int, Message]) -> Event:
+    """One journal row's JSON (see `decode_object`)."""
+    return decode_object(orjson.loads(raw), calls)
