@@ -86,6 +86,7 @@ class MockOpenAIServer:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.times: list[float] = []  # loop time each request arrived (retry spacing)
+        self.done: list[float | None] = []  # loop time each request's reply was fully written (None: never)
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.base_events.Server | None = None
         self.port = 0
@@ -133,7 +134,9 @@ class MockOpenAIServer:
                 self.requests.append(payload)
                 self.headers.append(hdrs)
                 self.times.append(asyncio.get_running_loop().time())
-                reply = self.handler(payload, len(self.requests) - 1)
+                self.done.append(None)
+                i = len(self.requests) - 1
+                reply = self.handler(payload, i)
                 self.in_flight += 1
                 self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
                 try:
@@ -141,6 +144,7 @@ class MockOpenAIServer:
                         await asyncio.sleep(reply.delay_s)
                     if not await self._respond(writer, reply):
                         return
+                    self.done[i] = asyncio.get_running_loop().time()
                 finally:
                     self.in_flight -= 1
         except (asyncio.IncompleteReadError, ConnectionError):

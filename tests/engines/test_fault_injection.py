@@ -95,9 +95,10 @@ class Server:
     def mark(self) -> int:
         return len(self.srv.requests)
 
-    def since(self, i: int) -> list[tuple[float, str]]:
-        return [(t, json.dumps(p.get("messages"), sort_keys=True))
-                for t, p in zip(self.srv.times[i:], self.srv.requests[i:], strict=True)]
+    def since(self, i: int) -> list[tuple[float, float | None, str]]:
+        """(arrived, reply fully written or None, the conversation sent) per request since `i`."""
+        return [(t, d, json.dumps(p.get("messages"), sort_keys=True))
+                for t, d, p in zip(self.srv.times[i:], self.srv.done[i:], self.srv.requests[i:], strict=True)]
 
 
 async def _proc(args: list[str], kill_after: float | None, env: dict[str, str]) -> tuple[int | None, str, float | None]:
@@ -117,21 +118,31 @@ async def _proc(args: list[str], kill_after: float | None, env: dict[str, str]) 
     return p.returncode, out.decode(), None
 
 
-def _explained(requests: list[tuple[float, str]], kills: list[float]) -> tuple[int, list[str]]:
-    """How many requests a kill explains (in flight at it), and the repeated requests that
-    no kill explains (a finished call paid for twice)."""
+def _explained(requests: list[tuple[float, float | None, str]], kills: list[float]) -> tuple[int, int, list[str]]:
+    """What the kills explain: requests not answered in full when a kill came (in flight), and
+    requests sent again because the kill came before their reply was whole or within the
+    journal's commit window after it; and the repeated requests that no kill explains (a
+    finished call paid for twice)."""
     window = CALL_GAP_S + 0.05  # a reply commits within the gap; the margin is the event loop's
-    inflight = sum(1 for t, _ in requests for k in kills if t <= k < t + LATENCY + 0.05)
-    first: dict[str, float] = {}
-    bad = []
-    for t, key in requests:
+    inflight = sum(1 for t, d, _ in requests for k in kills if t <= k and (d is None or d > k))
+    first: dict[str, tuple[float, float | None]] = {}
+    again, bad = 0, []
+    for t, d, key in requests:
         if key in first:
-            t0 = first[key]
-            if not any(t0 <= k <= t0 + LATENCY + window for k in kills):
+            t0, d0 = first[key]
+            if any(t0 <= k and (d0 is None or k <= d0 + window) for k in kills):
+                again += 1
+            else:
                 bad.append(key[:200])
         else:
-            first[key] = t
-    return inflight, bad
+            first[key] = (t, d)
+    return inflight, again, bad
+
+
+def _last_json(out: str) -> dict:
+    lines = out.strip().splitlines()
+    assert lines, "the process ended with no output"
+    return json.loads(lines[-1])
 
 
 def _effects(path: str) -> Counter[str]:
@@ -165,12 +176,13 @@ async def test_swarm_killed_at_random_points_resumes_to_the_same_answer(tmp_path
         rc, out, _ = await _proc([sys.executable, DRIVER, "start", server.url, str(tmp_path / "base.db"),
                                   str(tmp_path / "base.fx"), "base"], None, env)
         wall = asyncio.get_running_loop().time() - t0
-        answer0 = json.loads(out.splitlines()[-1])["answer"]
+        answer0 = _last_json(out)["answer"]
         calls0 = server.mark() - i0
         assert answer0.count("[w") == 20 and calls0 == 3 + 20 * 3
 
         rng = random.Random(20261201)
         total_kills, r = 0, 0
+        extra: list[tuple[int, int, int, int]] = []  # per run: extra requests, kills, in flight at them, sent again
         while total_kills < 20:
             r += 1
             run_id, db, fx = f"run{r}", str(tmp_path / f"r{r}.db"), str(tmp_path / f"r{r}.fx")
@@ -184,10 +196,14 @@ async def test_swarm_killed_at_random_points_resumes_to_the_same_answer(tmp_path
                 kills.append(killed)
             assert killed is None, "the run did not finish"
             total_kills += len(kills)
-            assert json.loads(out.splitlines()[-1])["answer"] == answer0, f"run {r} after {len(kills)} kills"
+            assert _last_json(out)["answer"] == answer0, f"run {r} after {len(kills)} kills"
             reqs = server.since(start)
-            inflight, repeated = _explained(reqs, kills)
-            assert len(reqs) <= calls0 + len(kills) + inflight, (len(reqs), calls0, len(kills), inflight)
+            inflight, again, repeated = _explained(reqs, kills)
+            # calls are not paid for twice beyond what the kills explain (the issue's bound is
+            # `calls0 + kills`; with 20 agents calling at once a kill catches several calls in
+            # flight, and those re-issued are counted here as `again`)
+            extra.append((len(reqs) - calls0, len(kills), inflight, again))
+            assert len(reqs) <= calls0 + len(kills) + again + inflight, (len(reqs), calls0, len(kills), inflight, again)
             assert not repeated, f"finished calls paid for twice: {repeated}"
             store = RunStore(db)
             evs = _check_journal(store, run_id)
@@ -199,6 +215,8 @@ async def test_swarm_killed_at_random_points_resumes_to_the_same_answer(tmp_path
             assert 1 <= store.run(run_id)["attempts"] <= len(kills) + 1  # (a kill before the first event leaves no run)
             store.close()
         assert total_kills >= 20
+        print(f"\nswarm fault injection: {total_kills} kills over {r} runs; per run (extra requests, kills, "
+              f"in flight at the kills, sent again): {extra}")
 
 
 async def test_session_run_killed_and_resumed_with_the_cli(tmp_path):
@@ -208,7 +226,7 @@ async def test_session_run_killed_and_resumed_with_the_cli(tmp_path):
                 "--thinking", "on"]
         db = str(tmp_path / "s.db")
         rc, out, _ = await _proc([*base, "--db", str(tmp_path / "u.db"), "STEPS 8: add them up"], None, env)
-        answer0 = json.loads(out.splitlines()[-1])["answer"]
+        answer0 = _last_json(out)["answer"]
         rng = random.Random(7)
         kills = 0
         for r in range(3):
@@ -233,14 +251,14 @@ async def test_session_run_killed_and_resumed_with_the_cli(tmp_path):
                 assert not msgs or [m.content for m in msgs[:2]][-1] == "STEPS 8: add them up"
                 store.close()
                 cmd = [*PONDER, "resume", rows[0]["id"], "--db", db, "--json"]
-            assert json.loads(out.splitlines()[-1])["answer"] == answer0
+            assert _last_json(out)["answer"] == answer0
             store = RunStore(db)
             _check_journal(store, store.runs(session=session)[0]["id"])
             msgs = store.load_messages(session)
             assert [m.role for m in msgs[:2]] == ["system", "user"] and msgs[-1].content == answer0
             # the conversation goes on from where it is, reasoning intact
             rc, out, _ = await _proc([*base, "--db", db, "--session", session, "STEPS 1: and again"], None, env)
-            assert json.loads(out.splitlines()[-1])["status"] == "ok"
+            assert _last_json(out)["status"] == "ok"
             store.close()
         assert kills >= 1
 

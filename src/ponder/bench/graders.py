@@ -293,6 +293,7 @@ def parse_pairs(text: str | None, keys: list[str]) -> list[dict[str, str]]:
     rows: list[dict[str, str]] = []
     for raw in text.splitlines():
         line = raw.strip().strip("|").strip()
+        line = _LIST_MARK.sub("", line)  # "3. Vanquork Energy: 1968" is a list item, not the number 3
         if not line or not re.search(r"\d", line) or re.fullmatch(r"[-:| ]+", line):
             continue
         norm = normalize_text(line)
@@ -307,6 +308,9 @@ def parse_pairs(text: str | None, keys: list[str]) -> list[dict[str, str]]:
         else:
             rows.append({"entity": "", "value": line})
     return rows
+
+
+_LIST_MARK = re.compile(r"^(?:[-*•]\s+|\d{1,3}[.)]\s+)")
 
 
 def grade_pairs(answer_text: str | None, gold: TableGold) -> Grade:

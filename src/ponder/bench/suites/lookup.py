@@ -1,13 +1,14 @@
 """*lookup-wide* and *lookup-chain*: suites where the tool, not the model's size, decides.
 
 Both run over the seeded knowledge base (`kb.py`, the corpus the deep and wide suites
-search) through one structured tool, `lookup(entity, attribute)`, whose arguments are
-enums of the entities and attributes the knowledge base holds. Constrained decoding
-(the embedded backend compiles a tool's JSON schema into a grammar) then keeps even a
-135M model's calls well-formed: it can only ask for things that exist, and a wrong
-choice is a wrong *choice*, visible in the trace, never a malformed call. Nothing
-writes an answer for the model: the tool returns one fact, and the model must carry it
-into its reply.
+search) through one structured tool, `lookup(entity)`, which reads a name as a search box
+does (exact, without case or list numbering, or the one close spelling; else an error with
+the close names). Constrained decoding (the embedded backend compiles a tool's JSON schema
+into a grammar) keeps even a 135M model's calls well-formed, and a wrong name is a wrong
+*choice*, visible in the trace, never a malformed call. (An enum of every name was tried
+first: the 135M model then picked an unrelated name for most items, e.g. the only one that
+starts with a digit for "1. Mencond Pharma".) Nothing writes an answer for the model: the
+tool returns one fact, and the model must carry it into its reply.
 
 The two suites differ only in the shape of the work:
 
@@ -23,7 +24,9 @@ The two suites differ only in the shape of the work:
 
 from __future__ import annotations
 
+import difflib
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +60,7 @@ class FactIndex:
     """Every entity of a knowledge base with its facts, keyed by a unique label."""
 
     entities: dict[str, Entity]
+    _folded: dict[str, Entity] | None = None  # lower-cased names, made on first use
 
     @classmethod
     def from_kb(cls, kb: KnowledgeBase) -> FactIndex:
@@ -83,11 +87,32 @@ class FactIndex:
                 "year": str(ev.year), "city": city_label[ev.city], "organizer": kb.companies[ev.organizer].name})
         return cls(ents)
 
+    def resolve(self, entity: str) -> Entity | None:
+        """The entity a name means, as a search box would take it: exact, then without case,
+        list numbering ("3. Vanquork Energy") or quotes, then the one close spelling
+        (difflib ratio >= 0.8, and clearly closer than the runner-up)."""
+        e = self.entities.get(entity)
+        if e is not None:
+            return e
+        clean = _NUMBERING.sub("", entity.strip().strip("\"'")).strip().lower()
+        if self._folded is None:
+            self._folded = {k.lower(): v for k, v in self.entities.items()}
+        e = self._folded.get(clean)
+        if e is not None:
+            return e
+        near = difflib.get_close_matches(clean, list(self._folded), n=2, cutoff=0.8)
+        if len(near) == 1 or (len(near) == 2 and difflib.SequenceMatcher(None, clean, near[0]).ratio()
+                              - difflib.SequenceMatcher(None, clean, near[1]).ratio() >= 0.05):
+            return self._folded[near[0]]
+        return None
+
     def fact(self, entity: str, relation: dict[str, str]) -> tuple[Entity, str, str]:
         """(the entity, which attribute, its value) for the fact `relation` names for its kind."""
-        e = self.entities.get(entity)
+        e = self.resolve(entity)
         if e is None:
-            raise ToolFailure(f"no entity named {entity!r}; copy the name exactly as the task or a result wrote it")
+            near = difflib.get_close_matches(entity.strip().lower(), list(self._folded or {}), n=3, cutoff=0.5)
+            hint = f" (close names: {', '.join(self._folded[n].label for n in near)})" if near and self._folded else ""
+            raise ToolFailure(f"no entity named {entity!r}{hint}; copy the name exactly as the task or a result wrote it")
         attr = relation.get(e.kind)
         if attr is None:
             kinds = ", ".join(sorted(relation))
@@ -96,14 +121,17 @@ class FactIndex:
         return e, attr, e.facts[attr]
 
 
+_NUMBERING = re.compile(r"^\s*\d+[.)]\s*")
+
+
 def _tool(index: FactIndex, description: str, fn: Any) -> Tool:
     return Tool(
         name="lookup",
         description=description,
         parameters={
             "type": "object",
-            "properties": {"entity": {"type": "string", "enum": sorted(index.entities),
-                                      "description": "the entity's exact name"}},
+            "properties": {"entity": {"type": "string", "maxLength": 64,
+                                      "description": "the entity's name, as the task or a result wrote it"}},
             "required": ["entity"],
             "additionalProperties": False,
         },
@@ -129,9 +157,11 @@ def fact_tool(index: FactIndex) -> Tool:
 
     def lookup(entity: str) -> str:
         e, attr, value = index.fact(entity, WIDE_FACT)
+        line = f"{e.label} {WIDE_PHRASE[e.kind]} {value}"
         table.pop(e.label, None)
-        table[e.label] = f"{e.label} {WIDE_PHRASE[e.kind]} {value}"
-        return f"Looked up so far ({len(table)}, newest last):\n" + "\n".join(table.values())
+        table[e.label] = line
+        # this call's fact first (a sub-agent's whole answer), then the run's table so far
+        return f"{line}\nLooked up so far ({len(table)}, newest last):\n" + "\n".join(table.values())
 
     return _tool(index, "Look up one fact: for a company the year it was founded, for a person the year they "
                         "were born, for a city its population. Returns every fact looked up so far.", lookup)

@@ -82,7 +82,9 @@ def orchestrator_tools(run: SwarmRun) -> Toolbox:
     async def memory_read(key: str = "", query: str = "") -> str:
         return run.memory.read(key=key or "", query=query or "")
 
-    async def finish(answer: str) -> str:
+    async def finish(answer: str | list[str]) -> str:
+        if isinstance(answer, list):  # guided mode: the results the model listed, one per line, each once
+            answer = "\n".join(dict.fromkeys(str(x) for x in answer))
         if not str(answer or "").strip():
             raise ToolFailure("ERROR: finish needs a non-empty answer; write it, citing sub-agents as [agent-name].")
         pending = run.scheduler.pending()
@@ -104,6 +106,17 @@ def orchestrator_tools(run: SwarmRun) -> Toolbox:
         },
         "required": ["name", "task"],
     }
+    if sw.guided:
+        # a constrained 135M model fills the first field with the content and the rest with
+        # filler: in guided mode a subtask is its task alone (each gets the swarm's tools, no
+        # dependencies: guided plans are flat), and `wait` waits for everything
+        subtask = {"type": "object", "properties": {"task": {**_STR, "description": "what this sub-agent must find"}},
+                   "required": ["task"]}
+        wait_params: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
+    else:
+        wait_params = {"type": "object", "properties": {"task_ids": _STR_LIST, "mode": {"type": "string",
+                                                                                       "enum": ["all", "any"]}},
+                       "required": []}
     never = 10 ** 9  # orchestration tools wait on sub-agents; the swarm's own budgets bound them
     return Toolbox([
         Tool("plan", "Create and start several sub-agents at once, one per subtask.",
@@ -117,8 +130,7 @@ def orchestrator_tools(run: SwarmRun) -> Toolbox:
              {"type": "object", "properties": {"agent": _STR, "task": _STR, "depends_on": _STR_LIST},
               "required": ["agent", "task"]}, assign_task, timeout_s=never),
         Tool("wait", "Wait for tasks and get their results as they finish (mode 'all' or 'any').",
-             {"type": "object", "properties": {"task_ids": _STR_LIST, "mode": {"type": "string", "enum": ["all", "any"]}},
-              "required": []}, wait, timeout_s=never, max_output_chars=cfg.wait_chars, idempotent=True),
+             wait_params, wait, timeout_s=never, max_output_chars=cfg.wait_chars, idempotent=True),
         Tool("memory_write", "Write a value to shared memory under a key.",
              {"type": "object", "properties": {"key": _STR, "value": _STR}, "required": ["key", "value"]},
              memory_write, timeout_s=never, idempotent=True),
@@ -126,8 +138,8 @@ def orchestrator_tools(run: SwarmRun) -> Toolbox:
              {"type": "object", "properties": {"key": _STR, "query": _STR}, "required": []}, memory_read,
              timeout_s=never, idempotent=True),
         Tool("finish", "Give the final answer, citing sub-agents as [agent-name].",
-             {"type": "object", "properties": {"answer": _STR}, "required": ["answer"]}, finish, timeout_s=never,
-             idempotent=True),
+             {"type": "object", "properties": {"answer": {"type": ["string", "array"]}}, "required": ["answer"]},
+             finish, timeout_s=never, idempotent=True),
     ])
 
 
@@ -155,11 +167,11 @@ class Orchestrator(AgentLoop):
         run.orch_step = turn.steps
         last = turn.steps >= self.budgets.max_steps
         if last or run.soft_budget:
-            tools = [box.get("finish").schema()]  # type: ignore[union-attr]
+            tools = [self._guided_finish() if self.guided else box.get("finish").schema()]  # type: ignore[union-attr]
             choice: Any = _forced("finish") if self.guided else None
         elif self.guided:
             name = "plan" if not run.scheduler.tasks else "wait" if run.scheduler.undelivered() else "finish"
-            tools, choice = [box.get(name).schema()], _forced(name)  # type: ignore[union-attr]
+            tools, choice = [self._guided_finish() if name == "finish" else box.get(name).schema()], _forced(name)  # type: ignore[union-attr]
         else:
             tools, choice = box.schemas(), None
         extra: tuple[Message, ...] = ()
@@ -169,6 +181,24 @@ class Orchestrator(AgentLoop):
             extra = (Message.user(prompts.SOFT_BUDGET.format(budget=run.soft_budget)),)
         return StepPlan(tools=tools, tool_choice=choice, extra=extra, thinking=run.cfg.orch_thinking,
                         max_tokens=run.cfg.orch_max_tokens)
+
+    def _guided_finish(self) -> dict[str, Any]:
+        """Guided `finish`: the answer is a list the model picks from the results it holds, each
+        "<the subtask it wrote>: <what its sub-agent answered>" (an enum under constrained
+        decoding), so a 135M orchestrator chooses which results answer the task but cannot
+        garble them; with no result yet it writes the answer itself."""
+        results = list(dict.fromkeys(
+            " ".join(f"{t.text}: {t.rec.answer}".split())[: self.run.cfg.result_chars]
+            for t in self.run.scheduler.tasks.values()
+            if t.rec.status in ("ok", "budget") and (t.rec.answer or "").strip()))
+        if not results:
+            answer: dict[str, Any] = _STR
+        else:
+            answer = {"type": "array", "items": {"type": "string", "enum": results}, "minItems": 1,
+                      "maxItems": len(results)}
+        return {"type": "function", "function": {
+            "name": "finish", "description": "Give the final answer: the results that answer the task.",
+            "parameters": {"type": "object", "properties": {"answer": answer}, "required": ["answer"]}}}
 
     def on_answer(self, turn: Turn, msg: Message) -> Outcome | None:
         if msg.content and msg.content.strip():

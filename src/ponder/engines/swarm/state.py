@@ -176,6 +176,8 @@ class SwarmRun:
                 name = f"{base}-{k}"
             taken.add(name)
             tools = [str(x) for x in (st.get("tools") or [])]
+            if not tools and self.swarm.guided:
+                tools = self.swarm.toolbox.names()  # a guided subtask is its task alone: it gets every tool
             self.check_tools(tools)
             items.append((name, {**st, "name": base, "task": task, "tools": tools}))
         ids: dict[str, str] = {}
@@ -231,6 +233,13 @@ class SwarmRun:
     # ---- what a sub-agent sees ---------------------------------------------------------------
     def task_text(self, task: Task) -> str:
         parts = [task.text]
+        if self.swarm.guided:
+            # a guided subtask is often just an item ("3. Vanquork Energy"): a 135M worker given the
+            # bare item does not know what to do with it (measured: it looked up "lookup" or "year"
+            # for 7 of 8 items); under the first line of the whole task it looked up 8 of 8 right
+            head = self.task.strip().splitlines()[0].strip()
+            if head and head not in task.text:
+                parts.insert(0, head)
         if task.rec.depends_on:
             parts.append("Results of the tasks you depend on:")
             for d in task.rec.depends_on:
