@@ -175,7 +175,10 @@ class OpenAIService:
         self._allowed = {u.rstrip("/") for u in options.allow_endpoints}
 
     # ---- models -----------------------------------------------------------------------------------
-    def _check_served(self, name: str) -> None:
+    def check_served(self, name: str) -> None:
+        """Only catalog models run: an endpoint URL must be one the operator allowed, and a
+        model file never is (the server would read any path a client names). `POST /v1/runs`
+        uses this check too."""
         if not name:
             raise APIError(404, "no model named: use a catalog name (GET /v1/models lists them)",
                            param="model", code="model_not_found")
@@ -192,7 +195,7 @@ class OpenAIService:
                            code="model_not_allowed")
 
     def model(self, name: str) -> ChatModel:
-        self._check_served(name)
+        self.check_served(name)
         if self._factory is None:
             hit = self._models.get(name)
             if hit is not None:
@@ -321,8 +324,9 @@ class OpenAIService:
             live = LiveRun(lambda sink, cancel: _direct(model, chat, sink), hard=True)
             return _Plan(t, conv, live, tr, proxy=True)
         try:
-            engine = build_engine(EngineConfig(mode=_proxy.MODE, model=t.model, thinking=thinking, tools=[]),  # type: ignore[arg-type]
-                                  model_factory=lambda _n, _c: model, tools=[])
+            timeout_s = req.ponder.timeout_s if req.ponder is not None else None  # the call's wall clock
+            engine = build_engine(EngineConfig(mode=_proxy.MODE, model=t.model, thinking=thinking, tools=[],  # type: ignore[arg-type]
+                                               timeout_s=timeout_s), model_factory=lambda _n, _c: model, tools=[])
         except (ConfigError, ValueError) as e:
             raise APIError(400, str(e)) from None
         engine.request = chat  # type: ignore[attr-defined]
