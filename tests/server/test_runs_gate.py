@@ -71,9 +71,11 @@ def test_an_allowed_endpoint_and_catalog_names_pass_the_gate(url):
         assert len(c.get(url + "/v1/runs").json()) == 3
 
 
-def test_openai_endpoint_timeout_bounds_a_proxied_call(tmp_path):
+@pytest.mark.parametrize("recorded", [True, False])
+def test_openai_endpoint_timeout_bounds_a_proxied_call(tmp_path, recorded):
     with ThreadedMock(lambda p, n: FAULTS["stall_before_headers"](n)) as mock:
-        app = create_app(db=tmp_path / "runs.db", model_factory=lambda name: real_model(f"openai:{mock.base_url}#m"))
+        app = create_app(db=tmp_path / "runs.db", model_factory=lambda name: real_model(f"openai:{mock.base_url}#m"),
+                         openai=OpenAIOptions(record_passthrough=recorded))
         with serve_app(app) as base:
             c = openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0, timeout=60)
             t0 = time.monotonic()

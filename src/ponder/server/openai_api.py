@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from .. import runs as runs_api
 from ..core import fastjson
 from ..core.errors import ConfigError, MissingKeyError, UnknownModelError
-from ..core.events import ErrorEvent, ModelCallFinished, RunFinished
+from ..core.events import ContentDelta, ErrorEvent, ModelCallFinished, RunFinished
 from ..core.messages import Message
 from ..core.metrics import RunMetrics
 from ..core.store import RunStore
@@ -143,17 +143,29 @@ def _transcript(conv: Conversation) -> str:
     return "Conversation so far:\n" + "\n\n".join(lines) + "\n\nAnswer the user's latest message:\n" + conv.question
 
 
-async def _direct(model: ChatModel, request: ChatRequest, sink: Callable[[Any], Any]) -> None:
-    """One unrecorded call (`record_passthrough` off), closed by a `RunFinished` without a run id."""
+async def _direct(model: ChatModel, request: ChatRequest, sink: Callable[[Any], Any],
+                  limit_s: float | None = None) -> None:
+    """One unrecorded call (`record_passthrough` off), closed by a `RunFinished` without a run
+    id; `limit_s` (`ponder.timeout_s`) is its wall clock, as a recorded call's budget is."""
     final: ModelCallFinished | None = None
     err: ErrorEvent | None = None
-    async for ev in model.stream(request):
-        sink(ev)
-        tp = type(ev)
-        if tp is ModelCallFinished:
-            final = ev  # type: ignore[assignment]
-        elif tp is ErrorEvent:
-            err = ev  # type: ignore[assignment]
+    content: list[str] = []
+    try:
+        async with asyncio.timeout(limit_s):
+            async for ev in model.stream(request):
+                sink(ev)
+                tp = type(ev)
+                if tp is ModelCallFinished:
+                    final = ev  # type: ignore[assignment]
+                elif tp is ErrorEvent:
+                    err = ev  # type: ignore[assignment]
+                elif tp is ContentDelta:
+                    content.append(ev.text)  # type: ignore[attr-defined]
+    except TimeoutError:
+        sink(RunFinished(status="budget", answer="".join(content),
+                         reason=f"wall-clock budget reached (wall_timeout_s = {limit_s:g}s)",
+                         metrics=RunMetrics(model_calls=1, steps=1)))
+        return
     if final is not None:
         sink(RunFinished(status="ok", answer=final.message.content or "",
                          metrics=RunMetrics(usage=final.usage, cost_usd=final.cost_usd, model_calls=1, steps=1)))
@@ -320,13 +332,13 @@ class OpenAIService:
         model = self.model(t.model)
         chat = self._chat_request(req, conv, model, thinking)
         tr = Translator(think_tags=think_tags, proxy=True)
+        limit = req.ponder.timeout_s if req.ponder is not None else None  # the call's wall clock
         if not self.options.record_passthrough:
-            live = LiveRun(lambda sink, cancel: _direct(model, chat, sink), hard=True)
+            live = LiveRun(lambda sink, cancel: _direct(model, chat, sink, limit), hard=True)
             return _Plan(t, conv, live, tr, proxy=True)
         try:
-            timeout_s = req.ponder.timeout_s if req.ponder is not None else None  # the call's wall clock
             engine = build_engine(EngineConfig(mode=_proxy.MODE, model=t.model, thinking=thinking, tools=[],  # type: ignore[arg-type]
-                                               timeout_s=timeout_s), model_factory=lambda _n, _c: model, tools=[])
+                                               timeout_s=limit), model_factory=lambda _n, _c: model, tools=[])
         except (ConfigError, ValueError) as e:
             raise APIError(400, str(e)) from None
         engine.request = chat  # type: ignore[attr-defined]
