@@ -331,7 +331,9 @@ class NotRun:
 def render_terminal(records: list[TaskRecord], comparison_id: str, console: Any = None, *,
                     config: dict[str, Any] | None = None, not_run: NotRun | None = None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     console = console or Console()
     rows = aggregate(records)
@@ -368,10 +370,11 @@ def render_terminal(records: list[TaskRecord], comparison_id: str, console: Any 
             for rec in recs:
                 mark = "✓" if rec.solved else "✗"
                 gold = rec.detail.get("gold")
-                console.print(f"  [dim]{mode} answered {rec.task_id}:[/dim] {_short(rec.answer)} "
-                              f"[dim]{mark} (expected: {_short(str(gold) if gold else '?', 60)})[/dim]",
-                              highlight=False, markup=True)
-        console.print(f"[bold]verdict[/bold] {verdict(suite, rows, sp)}\n")
+                # answers and gold are model/user text: printed as text, never as markup
+                console.print(Text.assemble((f"  {mode} answered {rec.task_id}: ", "dim"), _short(rec.answer),
+                                            (f" {mark} (expected: {_short(str(gold) if gold else '?', 60)})", "dim")),
+                              highlight=False)
+        console.print(Text.assemble(("verdict", "bold"), f" {verdict(suite, rows, sp)}\n"))
     shapes = shape_verdict(rows, records)
     for line in shapes:
         console.print(f"[bold]design fit[/bold] {line}")
@@ -383,10 +386,11 @@ def render_terminal(records: list[TaskRecord], comparison_id: str, console: Any 
     if cut:
         console.print(f"[yellow]{len(cut)} task(s) cut by a budget or time limit[/yellow] (counted as attempts, left "
                       f"out of wall-clock figures); first: {cut[0].task_id}/{cut[0].mode}: "
-                      f"{cut[0].detail.get('reason') or cut[0].status}")
+                      f"{escape(str(cut[0].detail.get('reason') or cut[0].status))}")
     errs = [r for r in records if r.status == "error"]
     if errs:
-        console.print(f"[yellow]{len(errs)} task(s) errored[/yellow]; first: {errs[0].task_id}/{errs[0].mode}: {errs[0].error}")
+        console.print(f"[yellow]{len(errs)} task(s) errored[/yellow]; first: {errs[0].task_id}/{errs[0].mode}: "
+                      f"{escape(errs[0].error or '')}")
     if not_run is not None and not_run.keys:
         console.print(f"[yellow]{len(not_run.keys)} task(s) did not run[/yellow] ({not_run.summary()}). "
                       f"Finish them with: [bold]{not_run.resume}[/bold]")

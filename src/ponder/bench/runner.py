@@ -80,6 +80,13 @@ class CompareConfig:
             raise ValueError(f"thinking must be on, off or auto, not {self.thinking!r}")
         if self.first_tool_choice not in (None, "auto", "required", "none"):
             raise ValueError(f"first_tool_choice must be auto, required or none, not {self.first_tool_choice!r}")
+        for flag, value, low in (("--max-steps", self.max_steps, 1), ("--sub-max-steps", self.sub_max_steps, 1),
+                                 ("max_parallel", self.max_parallel, 1), ("max_tokens", self.max_tokens, 1)):
+            if value is not None and value < low:
+                raise ValueError(f"{flag} must be at least {low} (got {value})")
+        for flag, limit in (("--task-timeout", self.task_timeout_s), ("--time-budget", self.time_budget_s)):
+            if limit is not None and not limit > 0:
+                raise ValueError(f"{flag} must be greater than 0 seconds (got {limit:g}); leave it out for the default")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -190,13 +197,17 @@ class Runner:
         return [w.key for w in self.plan(build_suites(self.cfg)) if w.key not in done]
 
     async def run(self, comparison_id: str | None = None, *, retry_errors: bool = False) -> str:
-        """Run (or resume) a comparison; returns its id. Already-stored units are skipped."""
-        cid = self.store.new_comparison(self.cfg.to_dict(), comparison_id)
+        """Run (or resume) a comparison; returns its id. Already-stored units are skipped
+        (`retry_errors`: units stored as errors run again).
+
+        Configuration errors (a bad suite file, an unknown model, a missing key) surface before
+        the comparison is stored, so a failed start leaves no comparison `running`."""
         suites = build_suites(self.cfg)
+        for name in self.cfg.models:
+            self.model(name)
+        cid = self.store.new_comparison(self.cfg.to_dict(), comparison_id)
         done = self.store.done_keys(cid, include_errors=not retry_errors)
         todo = [w for w in self.plan(suites) if w.key not in done]
-        for name in self.cfg.models:  # configuration errors (unknown model, missing key) surface now
-            self.model(name)
         sem = asyncio.Semaphore(self.cfg.concurrency)
         bar = _Bar(len(todo), len(done), enabled=self.progress)
 
@@ -242,8 +253,9 @@ class Runner:
                 coro = self._single(model, task, rec)
             else:
                 coro = self._engine(engine, model, w.suite, task, rec)
-            if self.cfg.task_timeout_s:
-                await asyncio.wait_for(coro, timeout=self.cfg.task_timeout_s + self.hard_margin_s)
+            if self.cfg.task_timeout_s:  # a single call cannot stop itself: its limit is the hard one
+                margin = 0.0 if engine == "single" else self.hard_margin_s
+                await asyncio.wait_for(coro, timeout=self.cfg.task_timeout_s + margin)
             else:
                 await coro
             g = await self._grade(task, rec.answer)

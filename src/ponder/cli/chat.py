@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from ..core.errors import ConfigError, PonderError
 from ..core.events import ErrorEvent, ModelCallFinished, ToolCallEvent
@@ -16,7 +19,17 @@ from ..models.base import ChatRequest
 from ..models.catalog import ModelSpec, catalog
 from ..models.profiles import RequestRefused, check_request
 from ..models.registry import model as get_model
-from .render import StreamPrinter, console, err_console, metrics_line, run_async
+from .render import (
+    EXIT_BUDGET,
+    EXIT_ERROR,
+    EXIT_OK,
+    StreamPrinter,
+    console,
+    err_console,
+    fail,
+    metrics_line,
+    run_async,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -80,8 +93,7 @@ def models_cmd(
     try:
         specs = sorted(catalog().values(), key=lambda s: s.name)
     except ConfigError as e:
-        err_console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+        raise fail(str(e)) from None
     if json_out:
         print(json.dumps([spec_json(s) for s in specs], indent=2))
         return
@@ -110,11 +122,12 @@ def models_cmd(
 
 
 def chat_cmd(
-    prompt: Annotated[str, typer.Argument(help="What to ask.")],
+    prompt: Annotated[str | None, typer.Argument(help="What to ask; - reads stdin.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the prompt from this file.")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Catalog name, DIALECT:URL#ID, or a .gguf path.")] = "smollm2",
     base_url: Annotated[str | None, typer.Option(help="Any OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")] = None,
     dialect: Annotated[str | None, typer.Option(help="Wire dialect: kimi, glm, deepseek, vllm, sglang, llamacpp, openai.")] = None,
-    thinking: Annotated[str | None, typer.Option(help="on | off (default: the provider's)")] = None,
+    thinking: Annotated[str | None, typer.Option(help="on | off | auto (default auto: the provider's)")] = None,
     effort: Annotated[str | None, typer.Option(help="reasoning_effort, e.g. high or max (see `ponder models`).")] = None,
     system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
     image: Annotated[list[str] | None, typer.Option("--image", help="An image (file, http(s) or data URL); repeatable.")] = None,
@@ -122,44 +135,72 @@ def chat_cmd(
     max_tokens: Annotated[int, typer.Option(help="Cap on generated tokens.")] = 512,
     temperature: Annotated[float | None, typer.Option()] = None,
     top_p: Annotated[float | None, typer.Option("--top-p")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Wall-clock limit of the whole call, seconds (exit 3 when reached).")] = None,
+    idle_timeout: Annotated[float | None, typer.Option(help="HTTP models: longest silence inside a stream, seconds.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print every event as a JSON line.")] = False,
 ) -> None:
     """Stream one answer: reasoning dimmed, then the answer, then TTFT, tokens/s, tokens and cost."""
-    if thinking not in (None, "on", "off"):
-        raise typer.BadParameter("--thinking must be 'on' or 'off'")
+    from ..engines.build import EngineConfig, model_options
+    from .options import at_least, check_base_url, positive
+    from .run import read_prompt
+
     try:
-        m = get_model(model, base_url=base_url, dialect=dialect, headers=parse_headers(header))
+        if thinking not in (None, "on", "off", "auto"):
+            raise ConfigError(f"--thinking must be on, off or auto (got {thinking!r})")
+        at_least("--max-tokens", max_tokens, 1)
+        positive("--timeout", timeout)
+        positive("--idle-timeout", idle_timeout)
+        check_base_url(base_url)
+        if prompt is None and file is None:
+            raise ConfigError("no prompt: give it as an argument, with --file PATH, or as - to read stdin")
+        text = read_prompt(prompt, file)
+        if not text.strip() and not image:
+            raise ConfigError("the prompt is empty: give it as text (or --file PATH, or - to read stdin)")
+        cfg = EngineConfig(model=model, base_url=base_url, dialect=dialect, headers=parse_headers(header),
+                           idle_timeout_s=idle_timeout)
+        m = get_model(model, base_url=base_url, dialect=dialect, **model_options(cfg, model))
         images = [Image.from_source(i) for i in image or []]
-        msgs = ([Message.system(system)] if system else []) + [Message.user(prompt, images=images)]
-        req = ChatRequest(messages=msgs, thinking=thinking, reasoning_effort=effort, max_tokens=max_tokens,
-                          temperature=temperature, top_p=top_p)
+        msgs = ([Message.system(system)] if system else []) + [Message.user(text, images=images)]
+        req = ChatRequest(messages=msgs, thinking=None if thinking == "auto" else thinking, reasoning_effort=effort,
+                          max_tokens=max_tokens, temperature=temperature, top_p=top_p)
         check_request(m.spec, req)  # the same check the backend makes, before anything starts
-    except (ConfigError, RequestRefused) as e:
-        err_console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
-    except (PonderError, ValueError) as e:
-        err_console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
-    code = run_async(_chat(m, req, json_out))
+    except (PonderError, RequestRefused, ValueError) as e:
+        raise fail(str(e)) from None
+    code = run_async(_chat(m, req, json_out, timeout))
     raise typer.Exit(code)
 
 
-async def _chat(m, req: ChatRequest, json_out: bool) -> int:
+async def _chat(m: Any, req: ChatRequest, json_out: bool, limit_s: float | None = None) -> int:
+    """One streamed call; exit 1 when it ends in an error event (with --json too), 3 when
+    `limit_s` (the call's wall clock, `--timeout`) stops it. Model text is printed as text, never markup."""
     show = StreamPrinter(json_out)
-    code = 0
+    code = EXIT_OK
     try:
-        async for ev in m.stream(req):
-            show(ev)
+        try:
+            async with asyncio.timeout(limit_s):
+                async for ev in m.stream(req):
+                    show(ev)
+                    if isinstance(ev, ErrorEvent):
+                        code = EXIT_ERROR
+                        if not json_out:
+                            err_console.print(Text.assemble(("error: ", "bold red"), ev.message), soft_wrap=True)
+                    elif json_out:
+                        continue
+                    elif isinstance(ev, ToolCallEvent):
+                        show.echo.end()
+                        console.print(Text.assemble(("tool call ", "cyan"),
+                                                    f"{ev.call.name}({ev.call.arguments_json()})"))
+                    elif isinstance(ev, ModelCallFinished):
+                        console.print()
+                        console.print(Text(metrics_line(ev), style="bold"))
+        except TimeoutError:
+            msg = f"no complete reply within --timeout {limit_s:g}s; the output so far is above (raise --timeout)"
+            show.echo.call_done()
             if json_out:
-                continue
-            if isinstance(ev, ToolCallEvent):
-                console.print(f"\n[cyan]tool call[/] {ev.call.name}({ev.call.arguments_json()})")
-            elif isinstance(ev, ModelCallFinished):
-                console.print()
-                console.print(metrics_line(ev), style="bold")
-            elif isinstance(ev, ErrorEvent):
-                err_console.print(f"\n[red]error:[/] {ev.message}")
-                code = 1
+                show(ErrorEvent(error_type="Timeout", message=msg))
+            else:
+                err_console.print(Text.assemble(("stopped: ", "bold yellow"), msg), soft_wrap=True)
+            code = EXIT_BUDGET
     finally:
         await m.aclose()
     return code

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from ..core.errors import ConfigError, PonderError
-from .render import run_async
+from .render import fail, run_async
 
 # The embedded model runs one call at a time, so concurrency 1; the time budget keeps
 # `make demo` near 6 minutes even on a slow or busy machine (what is left stays resumable,
@@ -74,8 +74,7 @@ def compare_cmd(
         try:
             cfg = CompareConfig.from_dict(store.config(resume))
         except KeyError as e:
-            console.print(f"[red]error:[/] {e.args[0]}")
-            raise typer.Exit(2) from None
+            raise fail(e.args[0]) from None
         cfg.concurrency = concurrency
     elif demo:
         cfg = CompareConfig(**{**DEMO, "suites": suite or DEMO["suites"], "modes": mode or DEMO["modes"],
@@ -91,10 +90,11 @@ def compare_cmd(
                             sub_max_steps=sub_max_steps, corpus=str(corpus) if corpus is not None else None,
                             demo=demo_sizes)
     try:
+        if retry_errors and not resume:
+            raise ValueError("--retry-errors reruns the errored tasks of a stored comparison: give --resume ID too")
         cfg.validate()
     except ValueError as e:
-        console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+        raise fail(str(e)) from None
     if corpus is not None and not cfg.jsonl:
         console.print("[yellow]note:[/] --corpus gives search tools to JSONL suites (--jsonl FILE); the built-in "
                       "suites search their own generated corpus")
@@ -102,20 +102,18 @@ def compare_cmd(
     try:
         runner = Runner(cfg, store, router=router, progress=progress) if router else Runner(cfg, store, progress=progress)
     except (ConfigError, PonderError, ValueError) as e:
-        console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+        raise fail(str(e)) from None
     if router:
         console.print(f"router: {router.describe()}")
     t0 = time.perf_counter()
     try:
-        cid = run_async(runner.run(resume))
+        cid = run_async(runner.run(resume, retry_errors=retry_errors))
     except KeyboardInterrupt:
         last = store.comparisons()[-1][0] if store.comparisons() else "?"
         console.print(f"\n[yellow]interrupted[/]; finished tasks are stored. Resume with: ponder compare --resume {last} --db {db}")
         raise typer.Exit(130) from None
     except (ConfigError, PonderError, ValueError, RuntimeError) as e:
-        console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+        raise fail(str(e)) from None
     records = store.results(cid)
     not_run = NotRun(runner.pending_keys(cid), f"ponder compare --resume {cid} --db {db}")
     if runner.skipped:

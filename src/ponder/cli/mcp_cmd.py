@@ -25,7 +25,8 @@ def mcp_cmd(
     sub_model: Annotated[str | None, typer.Option(help="`research`'s sub-agents' model (default: the orchestrator's).")] = None,
     tools: Annotated[str, typer.Option(help="Tools of the runs, comma-separated: python, calculator, search.")] = TOOLS,
     max_steps: Annotated[int | None, typer.Option(help="Step budget of each run's main agent.")] = None,
-    timeout_s: Annotated[float | None, typer.Option(help="Wall-clock budget of each run, seconds.")] = None,
+    timeout_s: Annotated[float | None, typer.Option("--timeout", "--timeout-s",
+                                                    help="Wall-clock budget of each run, seconds.")] = None,
     host: Annotated[str, typer.Option(help="http: bind address (a non-loopback one needs --token).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="http: port.")] = 8701,
     token: Annotated[str | None, typer.Option(help="http: bearer token clients must send. Default $PONDER_TOKEN.",
@@ -33,9 +34,17 @@ def mcp_cmd(
     db: Annotated[Path | None, typer.Option(help="Run store path (default $PONDER_HOME/ponder.db).")] = None,
 ) -> None:
     """Serve ponder's `research` (swarm) and `solve` (interleaved) as MCP tools."""
+    from ..core.errors import ConfigError
     from ..server.auth import bind_problem, token_from_env
     from ..tools import BUILTIN_TOOLS
+    from .options import at_least, check_port, positive
 
+    try:
+        check_port(port)
+        at_least("--max-steps", max_steps, 1)
+        positive("--timeout", timeout_s)
+    except ConfigError as e:
+        raise fail(str(e)) from None
     names = split_list(tools)
     if bad := [n for n in names if n not in BUILTIN_TOOLS]:
         raise fail(f"unknown tool {bad[0]!r} in --tools; use a comma-separated subset of: {', '.join(BUILTIN_TOOLS)}")

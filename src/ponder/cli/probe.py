@@ -14,7 +14,7 @@ from ..core.errors import ConfigError, PonderError
 from ..models.catalog import raw_catalog, resolve
 from ..models.probe import probe, save_name, save_profile
 from .chat import parse_headers
-from .render import console, err_console, run_async
+from .render import console, fail, run_async
 
 
 def register(app: typer.Typer) -> None:
@@ -42,8 +42,7 @@ def probe_cmd(
             name = save_as or save_name(spec, raw_catalog())
             save_profile(report, spec, name)
     except (ConfigError, PonderError, ValueError) as e:
-        err_console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+        raise fail(str(e)) from None
     if json_out:
         print(json.dumps(report.to_json(), indent=2))
         return

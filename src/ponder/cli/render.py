@@ -63,13 +63,14 @@ def exit_code(status: str | None) -> int:
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    """Print `error: message` on stderr (as text, whatever it contains) and return the Exit to raise."""
-    err_console.print(Text.assemble(("error: ", "bold red"), str(message)))
+    """Print `error: message` on stderr (as text, whatever it contains; one line, never
+    re-wrapped, so logs and `grep` see it whole) and return the Exit to raise."""
+    err_console.print(Text.assemble(("error: ", "bold red"), str(message)), soft_wrap=True)
     return typer.Exit(code)
 
 
 def note(message: str, style: str = "yellow") -> None:
-    err_console.print(Text(message, style=style))
+    err_console.print(Text(message, style=style), soft_wrap=True)
 
 
 # ---- folding --------------------------------------------------------------------------------
@@ -264,7 +265,7 @@ class RunView:
         elif tp is BudgetHit:
             console.print(Text(f"budget reached: {ev.budget} ({ev.value:g} of {ev.limit:g})", style="yellow"))
         elif tp is ErrorEvent:
-            err_console.print(Text.assemble(("model error: ", "red"), ev.message))
+            err_console.print(Text.assemble(("model error: ", "red"), ev.message), soft_wrap=True)
         elif tp is RunFinished:
             self.final = ev
             show_final(ev, self.mode)

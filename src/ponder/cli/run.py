@@ -44,22 +44,39 @@ def read_prompt(task: str | None, file: Path | None) -> str:
         except OSError as e:
             raise ConfigError(f"cannot read the task from {file}: {e.strerror or e}") from None
     if task == "-":
-        return sys.stdin.read()
+        try:
+            return sys.stdin.read()
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"stdin is not UTF-8 text (byte {e.start}); convert it or pass the task with --file") from None
     if task is None:
         raise ConfigError("no task: give it as an argument, with --file PATH, or as - to read stdin")
     return task
 
 
-def engine_config(**flags: Any) -> Any:
-    """Flags -> EngineConfig, with pydantic's complaint turned into one line naming the flag."""
-    from ..engines.build import EngineConfig
+# EngineConfig fields whose flag is not the field's name
+FLAGS = {"timeout_s": "--timeout", "idle_timeout_s": "--idle-timeout", "max_cost_usd": "--max-cost",
+         "preserve_reasoning": "--no-preserve", "verify_code": "--no-verify"}
 
+
+def engine_config(**flags: Any) -> Any:
+    """Flags -> EngineConfig, with pydantic's complaint turned into one line naming the flag
+    as the user typed it, the value and the rule (`--max-steps must be greater than or equal
+    to 1 (got -1)`)."""
+    from ..engines.build import EngineConfig
+    from .options import check_base_url
+
+    check_base_url(flags.get("base_url"))
     try:
         return EngineConfig(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as e:
         err = e.errors()[0]
-        flag = "--" + str(err["loc"][0]).replace("_", "-") if err.get("loc") else "an option"
-        raise ConfigError(f"{flag}: {err['msg']}") from None
+        field = str(err["loc"][0]) if err.get("loc") else ""
+        flag = FLAGS.get(field, "--" + field.replace("_", "-")) if field else "an option"
+        msg = str(err["msg"])
+        if msg.startswith("Value error, "):  # our own validator: its message says it all
+            raise ConfigError(f"{flag}: {msg.removeprefix('Value error, ')}") from None
+        got = f" (got {err['input']!r})" if field and not isinstance(err.get("input"), dict | list) else ""
+        raise ConfigError(f"{flag} {msg.replace('Input should be', 'must be')}{got}") from None
 
 
 def run_cmd(

@@ -42,12 +42,20 @@ def serve_cmd(
 ) -> None:
     """Serve OpenAI's POST /v1/chat/completions and GET /v1/models, ponder's POST /v1/runs
     (events as Server-Sent Events), GET /v1/runs, and the run viewer at / and /runs/RUN_ID."""
+    from ..core.errors import ConfigError
     from ..server.auth import bind_problem, token_from_env
+    from .options import check_base_url, check_port
 
     tok = token_from_env(token)
-    if problem := bind_problem(host, tok):
+    if problem := bind_problem(host, tok):  # the first thing to know
         raise fail(problem)
-    if max_request_mb <= 0 or reasoning_cache_mb < 0:
+    try:
+        check_port(port)
+        for url in allow_endpoint or ():
+            check_base_url(url.rstrip("/"), "--allow-endpoint")
+    except ConfigError as e:
+        raise fail(str(e)) from None
+    if not max_request_mb > 0 or not reasoning_cache_mb >= 0:
         raise fail("--max-request-mb must be positive and --reasoning-cache-mb zero or more")
     from ..tools import BUILTIN_TOOLS
 
@@ -55,8 +63,6 @@ def serve_cmd(
     if bad := [n for n in names if n not in BUILTIN_TOOLS]:
         raise fail(f"unknown tool {bad[0]!r} in --tools; use a comma-separated subset of: {', '.join(BUILTIN_TOOLS)}")
     endpoints = tuple(u.rstrip("/") for u in allow_endpoint or ())
-    if bad := [u for u in endpoints if not u.startswith(("http://", "https://"))]:
-        raise fail(f"--allow-endpoint {bad[0]!r} is not an http(s) URL; give the base URL, e.g. http://10.0.0.5:8000/v1")
 
     import uvicorn
 

@@ -144,7 +144,23 @@ def _hardware(req: TcoRequest) -> list[GPU]:
     return [get_gpu(n).with_overrides(**over) for n in dict.fromkeys(n.strip() for n in names)]
 
 
+def check_counts(req: TcoRequest) -> None:
+    """GPU counts and layout sizes are whole numbers of at least 1 (0 would divide by zero
+    deep in the planner, and `--gpus 0` used to mean the default 8)."""
+    for flag, value in (("--gpus", req.gpus), ("--tp", req.tp), ("--ep", req.ep), ("--dp", req.dp),
+                        ("--gpus-per-node", req.gpus_per_node)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be at least 1 (got {value}); leave it out for the default")
+    if req.inter_node_gb_s is not None and not req.inter_node_gb_s > 0:
+        raise ConfigError(f"--inter-node-gb-s must be greater than 0 (got {req.inter_node_gb_s:g}), e.g. 50 for 400 Gb/s")
+    if req.gpu_price is not None and not req.gpu_price >= 0:
+        raise ConfigError(f"--gpu-price must be at least 0 $/GPU-hour (got {req.gpu_price:g})")
+    if req.spec_tokens < 0:
+        raise ConfigError(f"--spec-tokens must be at least 0 (got {req.spec_tokens})")
+
+
 def run_tco(req: TcoRequest, console: Console) -> int:
+    check_counts(req)
     prec = check_precision(req.precision)
     hws = _hardware(req)
     p_len, o_len = parse_size(req.prompt, "prompt length"), parse_size(req.output, "output length")
@@ -343,7 +359,7 @@ def register(app: typer.Typer) -> None:
                 as_json=as_json, launch=launch,
             )
             code = run_tco(req, console)
-        except ConfigError as e:
-            Console(stderr=True).print(f"error: {e}", style="red", markup=False, highlight=False)
-            raise typer.Exit(2) from e
+        except (ConfigError, ValueError) as e:
+            Console(stderr=True).print(f"error: {e}", style="red", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
         raise typer.Exit(code)

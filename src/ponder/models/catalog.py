@@ -27,8 +27,9 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..core.errors import ConfigError, UnknownModelError
 from ..core.messages import Usage
@@ -36,6 +37,23 @@ from .profiles import WIRE_FIELDS, Capabilities, Profile, dialect_defaults, ship
 
 Dialect = Literal["kimi", "glm", "deepseek", "vllm", "sglang", "llamacpp", "openai", "embedded", "scripted"]
 Backend = Literal["http", "raw-completions", "embedded", "scripted"]
+
+
+def base_url_problem(url: str, what: str = "base URL") -> str | None:
+    """What is wrong with an endpoint URL, in words (None: nothing). Checked where a URL comes
+    in (the catalog, `--base-url`, `DIALECT:URL#ID`), so that a typo is a one-line error
+    before any request, not an HTTP client's traceback at the first call."""
+    example = "e.g. http://127.0.0.1:8000/v1"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a port that is not a number, or outside 0-65535
+        return f"{what} {url!r} has a bad port: use a number from 1 to 65535, {example}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{what} {url!r} is not an http(s) URL with a host; give one like {example[5:]}"
+    if port == 0:
+        return f"{what} {url!r} has port 0: use a number from 1 to 65535, {example}"
+    return None
 WIRE_DIALECTS = ("kimi", "glm", "deepseek", "vllm", "sglang", "llamacpp", "openai")
 # Older names that also chose a backend: still accepted wherever a dialect is.
 LEGACY_DIALECTS: dict[str, tuple[str, str]] = {
@@ -94,6 +112,13 @@ class ModelSpec(BaseModel):
         else:
             data.pop("native_thinking", None)
         return data
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, v: str | None) -> str | None:
+        if v is not None and (problem := base_url_problem(v)):
+            raise ValueError(problem)
+        return v
 
     @model_validator(mode="after")
     def _check_backend(self) -> ModelSpec:
@@ -267,7 +292,10 @@ def build_spec(name: str, entry: dict[str, Any], where: str = "the catalog") -> 
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
         got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
-        raise ConfigError(f"model {name!r} in {where} is invalid: {loc}: {err['msg']}{got}") from None
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if loc == "base_url":  # the message names the URL and the fix
+            raise ConfigError(f"model {name!r}{'' if where.startswith('--') else ' in ' + where}: {msg}") from None
+        raise ConfigError(f"model {name!r} in {where} is invalid: {loc}: {msg}{got}") from None
 
 
 def catalog(path: Path | None = None) -> dict[str, ModelSpec]:
@@ -307,6 +335,7 @@ def resolve(name: str, *, base_url: str | None = None, dialect: str | None = Non
         entry = raw[name]
         if base_url:
             entry = {**entry, "base_url": base_url}
+            where = "--base-url"
         if dialect:
             entry = _with_dialect(entry, dialect)
     elif name.endswith(".gguf"):
@@ -318,8 +347,10 @@ def resolve(name: str, *, base_url: str | None = None, dialect: str | None = Non
         if sep and head in _PREFIX_DIALECTS and rest.startswith("http"):
             url, _, model_id = rest.partition("#")
             entry = {"model_id": model_id or "default", "dialect": dialect or head, "base_url": url}
+            where = "--model"
         elif base_url:
             entry = {"model_id": name, "dialect": dialect or "openai", "base_url": base_url}
+            where = "--base-url"
     if entry is None:
         raise UnknownModelError(name, list(raw))
     if extra:

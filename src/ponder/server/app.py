@@ -9,6 +9,9 @@ that disconnects cancels its run (the engine ends cleanly with status `cancelled
 The OpenAI-compatible `POST /v1/chat/completions` and `GET /v1/models` are
 `openai_api.py`'s router; with a token every path but /healthz needs it (`auth.py`), and
 `ponder serve` refuses a non-loopback address without one: runs execute tools.
+`POST /v1/runs` passes the OpenAI endpoint's gate: a body over `--max-request-mb` is 413, a
+model that is not in the catalog (an inline `DIALECT:URL#ID` the operator did not allow with
+`--allow-endpoint`, a `.gguf` path) is 403, a blank task or a bad field is 422 (one line).
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from .. import runs as runs_api
 from ..core.errors import PonderError
@@ -33,6 +36,7 @@ from ..models.registry import model as default_model_factory
 from .auth import BearerAuth
 from .openai_api import OpenAIOptions, OpenAIService
 from .openai_api import router as openai_router
+from .openai_schema import APIError, validation_message
 from .viewer import viewer_router
 
 
@@ -65,6 +69,17 @@ class RunRequest(BaseModel):
                             timeout_s=self.timeout_s, max_parallel=self.max_parallel)
 
 
+def parse_run_request(body: bytes) -> RunRequest:
+    """The body of `POST /v1/runs`, or a one-line APIError (400 not JSON, 422 invalid)."""
+    try:
+        return RunRequest.model_validate_json(body)
+    except ValidationError as e:
+        errors = e.errors()
+        if errors and errors[0].get("type") == "json_invalid":
+            raise APIError(400, "the request body is not valid JSON; send a JSON object with task, mode, model, ...") from None
+        raise APIError(422, validation_message(errors)[0]) from None
+
+
 def create_app(*, db: Path | str | None = None, model_factory: Callable[[str], ChatModel] | None = None,
                token: str | None = None, openai: OpenAIOptions | None = None) -> FastAPI:
     """`token`: every request but /healthz needs `Authorization: Bearer <token>` (auth.py);
@@ -72,7 +87,8 @@ def create_app(*, db: Path | str | None = None, model_factory: Callable[[str], C
     make_model = model_factory or default_model_factory
     store = RunStore(db)
     app = FastAPI(title="ponder", version="0.1.0")
-    app.include_router(openai_router(OpenAIService(store, model_factory, openai or OpenAIOptions())))
+    service = OpenAIService(store, model_factory, openai or OpenAIOptions())
+    app.include_router(openai_router(service))
     if token:
         app.add_middleware(BearerAuth, token=token)
 
@@ -81,7 +97,7 @@ def create_app(*, db: Path | str | None = None, model_factory: Callable[[str], C
         return {"status": "ok"}
 
     @app.get("/v1/runs")
-    async def runs(limit: int = 50) -> list[dict[str, Any]]:
+    async def runs(limit: int = Query(50, ge=1, le=10_000)) -> list[dict[str, Any]]:
         return store.runs(limit=limit)
 
     @app.get("/v1/runs/{run_id}/events")
@@ -92,7 +108,13 @@ def create_app(*, db: Path | str | None = None, model_factory: Callable[[str], C
         return [json.loads(event_to_json(e)) for e in evs]
 
     @app.post("/v1/runs")
-    async def start_run(req: RunRequest) -> StreamingResponse:
+    async def start_run(request: Request) -> StreamingResponse:
+        try:  # the same gate as the OpenAI endpoint: size cap, then catalog models only
+            req = parse_run_request(await service.read_body(request))
+            for name in filter(None, (req.model, req.sub_model)):
+                service.check_served(name)
+        except APIError as e:
+            raise HTTPException(e.status, e.message) from None
         try:
             engine = build_engine(req.engine_config(), model_factory=lambda name, _cfg: make_model(name))
         except (PonderError, ValueError) as e:  # unknown model, missing key, unknown tool

@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from .. import runs as runs_api
 from ..core import fastjson
 from ..core.errors import ConfigError, MissingKeyError, UnknownModelError
-from ..core.events import ErrorEvent, ModelCallFinished, RunFinished
+from ..core.events import ContentDelta, ErrorEvent, ModelCallFinished, RunFinished
 from ..core.messages import Message
 from ..core.metrics import RunMetrics
 from ..core.store import RunStore
@@ -143,17 +143,29 @@ def _transcript(conv: Conversation) -> str:
     return "Conversation so far:\n" + "\n\n".join(lines) + "\n\nAnswer the user's latest message:\n" + conv.question
 
 
-async def _direct(model: ChatModel, request: ChatRequest, sink: Callable[[Any], Any]) -> None:
-    """One unrecorded call (`record_passthrough` off), closed by a `RunFinished` without a run id."""
+async def _direct(model: ChatModel, request: ChatRequest, sink: Callable[[Any], Any],
+                  limit_s: float | None = None) -> None:
+    """One unrecorded call (`record_passthrough` off), closed by a `RunFinished` without a run
+    id; `limit_s` (`ponder.timeout_s`) is its wall clock, as a recorded call's budget is."""
     final: ModelCallFinished | None = None
     err: ErrorEvent | None = None
-    async for ev in model.stream(request):
-        sink(ev)
-        tp = type(ev)
-        if tp is ModelCallFinished:
-            final = ev  # type: ignore[assignment]
-        elif tp is ErrorEvent:
-            err = ev  # type: ignore[assignment]
+    content: list[str] = []
+    try:
+        async with asyncio.timeout(limit_s):
+            async for ev in model.stream(request):
+                sink(ev)
+                tp = type(ev)
+                if tp is ModelCallFinished:
+                    final = ev  # type: ignore[assignment]
+                elif tp is ErrorEvent:
+                    err = ev  # type: ignore[assignment]
+                elif tp is ContentDelta:
+                    content.append(ev.text)  # type: ignore[attr-defined]
+    except TimeoutError:
+        sink(RunFinished(status="budget", answer="".join(content),
+                         reason=f"wall-clock budget reached (wall_timeout_s = {limit_s:g}s)",
+                         metrics=RunMetrics(model_calls=1, steps=1)))
+        return
     if final is not None:
         sink(RunFinished(status="ok", answer=final.message.content or "",
                          metrics=RunMetrics(usage=final.usage, cost_usd=final.cost_usd, model_calls=1, steps=1)))
@@ -175,7 +187,10 @@ class OpenAIService:
         self._allowed = {u.rstrip("/") for u in options.allow_endpoints}
 
     # ---- models -----------------------------------------------------------------------------------
-    def _check_served(self, name: str) -> None:
+    def check_served(self, name: str) -> None:
+        """Only catalog models run: an endpoint URL must be one the operator allowed, and a
+        model file never is (the server would read any path a client names). `POST /v1/runs`
+        uses this check too."""
         if not name:
             raise APIError(404, "no model named: use a catalog name (GET /v1/models lists them)",
                            param="model", code="model_not_found")
@@ -192,7 +207,7 @@ class OpenAIService:
                            code="model_not_allowed")
 
     def model(self, name: str) -> ChatModel:
-        self._check_served(name)
+        self.check_served(name)
         if self._factory is None:
             hit = self._models.get(name)
             if hit is not None:
@@ -317,12 +332,13 @@ class OpenAIService:
         model = self.model(t.model)
         chat = self._chat_request(req, conv, model, thinking)
         tr = Translator(think_tags=think_tags, proxy=True)
+        limit = req.ponder.timeout_s if req.ponder is not None else None  # the call's wall clock
         if not self.options.record_passthrough:
-            live = LiveRun(lambda sink, cancel: _direct(model, chat, sink), hard=True)
+            live = LiveRun(lambda sink, cancel: _direct(model, chat, sink, limit), hard=True)
             return _Plan(t, conv, live, tr, proxy=True)
         try:
-            engine = build_engine(EngineConfig(mode=_proxy.MODE, model=t.model, thinking=thinking, tools=[]),  # type: ignore[arg-type]
-                                  model_factory=lambda _n, _c: model, tools=[])
+            engine = build_engine(EngineConfig(mode=_proxy.MODE, model=t.model, thinking=thinking, tools=[],  # type: ignore[arg-type]
+                                               timeout_s=limit), model_factory=lambda _n, _c: model, tools=[])
         except (ConfigError, ValueError) as e:
             raise APIError(400, str(e)) from None
         engine.request = chat  # type: ignore[attr-defined]

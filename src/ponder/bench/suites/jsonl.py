@@ -33,7 +33,18 @@ def jsonl_suite(path: str | Path, n: int | None = None, tools: Callable[[], list
         raise SuiteFileError(f"suite file {str(p)!r} not found; pass --jsonl with the path of a .jsonl file")
     name = p.stem
     tasks: list[BenchTask] = []
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise SuiteFileError(f"cannot read suite file {str(p)!r}: {e.strerror or e}") from None
+    for lineno, raw in enumerate(data.splitlines(), 1):
+        try:  # line by line, so that a bad byte is reported with its line
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SuiteFileError(f"{p}:{lineno}: not UTF-8 text (byte {e.start + 1} of the line); save the file "
+                                 "as UTF-8") from None
+        if lineno == 1:
+            line = line.removeprefix("\ufeff")  # a byte-order mark some editors write
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         try:
@@ -42,6 +53,12 @@ def jsonl_suite(path: str | Path, n: int | None = None, tools: Callable[[], list
             raise SuiteFileError(f"{p}:{lineno}: not valid JSON ({e.msg}); each line must be one JSON object") from e
         if not isinstance(row, dict) or "question" not in row or "answer" not in row:
             raise SuiteFileError(f"{p}:{lineno}: each line needs at least \"question\" and \"answer\"")
+        if not str(row["question"]).strip():
+            raise SuiteFileError(f"{p}:{lineno}: the question is blank; write the question as text or drop the line")
+        try:
+            width = int(row.get("width", 1))
+        except (TypeError, ValueError):
+            raise SuiteFileError(f"{p}:{lineno}: \"width\" must be a whole number (got {row.get('width')!r})") from None
         grader = row.get("grader", "exact")
         if grader not in ALLOWED:
             raise SuiteFileError(f"{p}:{lineno}: grader {grader!r} is not available for JSONL suites; use one of "
@@ -49,7 +66,7 @@ def jsonl_suite(path: str | Path, n: int | None = None, tools: Callable[[], list
         name = row.get("suite", name)
         tid = str(row.get("id", f"{p.stem}-{lineno:04d}"))
         tasks.append(BenchTask(name, tid, str(row["question"]), row["answer"], grader,
-                               features={"width": int(row.get("width", 1))}))
+                               features={"width": width}))
         if n is not None and len(tasks) >= n:
             break
     if not tasks:
