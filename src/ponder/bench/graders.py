@@ -22,6 +22,7 @@ import json
 import re
 import string
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -321,24 +322,41 @@ def grade_pairs(answer_text: str | None, gold: TableGold) -> Grade:
 
 
 # ---- registry --------------------------------------------------------------------------------
-SYNC_GRADERS = {"exact", "number", "table", "pairs", "rg"}
-ASYNC_GRADERS = {"judge"}
+GraderFn = Callable[[str | None, Any, dict[str, Any]], Grade]  # (answer, gold, task meta) -> Grade
+
+
+def _rg(answer_text: str | None, gold: Any, meta: dict[str, Any]) -> Grade:
+    from .suites.reason import score_reasoning_gym
+
+    return score_reasoning_gym(answer_text, gold, meta)
+
+
+def _table_gold(gold: Any) -> TableGold:
+    return gold if isinstance(gold, TableGold) else TableGold(**gold)
+
+
+SYNC_GRADER_FNS: dict[str, GraderFn] = {
+    "exact": lambda a, g, m: grade_exact(a, g),
+    "number": lambda a, g, m: grade_number(a, g, rel_tol=float(m.get("rel_tol", 0.0))),
+    "table": lambda a, g, m: grade_table(a, _table_gold(g)),
+    "pairs": lambda a, g, m: grade_pairs(a, _table_gold(g)),
+    "rg": _rg,
+}
+SYNC_GRADERS = set(SYNC_GRADER_FNS)
+ASYNC_GRADERS = {"judge"}  # the LLM judge (judge.py): it needs a model
 GRADERS = sorted(SYNC_GRADERS | ASYNC_GRADERS)
+
+
+def register_grader(name: str, fn: GraderFn) -> None:
+    """Make a grader available by name to suites (`BenchTask.grader`) and JSONL files."""
+    SYNC_GRADER_FNS[name] = fn
+    SYNC_GRADERS.add(name)
+    GRADERS[:] = sorted(SYNC_GRADERS | ASYNC_GRADERS)
 
 
 def grade(grader: str, answer_text: str | None, gold: Any, meta: dict[str, Any] | None = None) -> Grade:
     """Grade with a synchronous grader by name. (The LLM judge is async: see judge.py.)"""
-    meta = meta or {}
-    if grader == "exact":
-        return grade_exact(answer_text, gold)
-    if grader == "number":
-        return grade_number(answer_text, gold, rel_tol=float(meta.get("rel_tol", 0.0)))
-    if grader == "table":
-        return grade_table(answer_text, gold if isinstance(gold, TableGold) else TableGold(**gold))
-    if grader == "pairs":
-        return grade_pairs(answer_text, gold if isinstance(gold, TableGold) else TableGold(**gold))
-    if grader == "rg":
-        from .suites.reason import score_reasoning_gym
-
-        return score_reasoning_gym(answer_text, gold, meta)
+    fn = SYNC_GRADER_FNS.get(grader)
+    if fn is not None:
+        return fn(answer_text, gold, meta or {})
     raise ValueError(f"unknown grader {grader!r}; use one of {', '.join(GRADERS)}")

@@ -74,7 +74,7 @@ class ModelSpec(BaseModel):
     name: str
     model_id: str
     dialect: Dialect
-    backend: Backend = "http"
+    backend: str = "http"  # a name in models.registry.BACKENDS (built in: http, raw-completions, embedded, scripted)
     base_url: str | None = None
     api_key_env: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)  # sent on every request (gateways, routers)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .base import ChatModel
-from .catalog import resolve
+from .catalog import ModelSpec, resolve
 from .profiles import check_spec
 
 
@@ -22,16 +23,43 @@ def model(name: str, *, base_url: str | None = None, dialect: str | None = None,
     """
     spec = resolve(name, base_url=base_url, dialect=dialect, headers=headers)
     check_spec(spec)
-    if spec.backend == "embedded":
-        from .embedded import EmbeddedModel
+    make = BACKENDS.get(spec.backend)
+    if make is None:
+        raise ValueError(f"model {name!r} has backend {spec.backend!r}, which no backend is registered for "
+                         f"(registered: {', '.join(BACKENDS)})")
+    return make(spec, name, api_key, opts)
 
-        return EmbeddedModel(spec, **opts)
-    if spec.backend == "raw-completions":
-        from .raw import RawCompletionModel
 
-        return RawCompletionModel(spec, raw_format=spec.raw_format, api_key=api_key, **opts)  # type: ignore[arg-type]
-    if spec.backend == "scripted":
-        raise ValueError(f"{name!r} is a scripted test double: build it with ponder.testing.ScriptedModel")
+def _embedded(spec: ModelSpec, name: str, api_key: str | None, opts: dict[str, Any]) -> ChatModel:
+    from .embedded import EmbeddedModel
+
+    return EmbeddedModel(spec, **opts)
+
+
+def _raw(spec: ModelSpec, name: str, api_key: str | None, opts: dict[str, Any]) -> ChatModel:
+    from .raw import RawCompletionModel
+
+    return RawCompletionModel(spec, raw_format=spec.raw_format, api_key=api_key, **opts)  # type: ignore[arg-type]
+
+
+def _scripted(spec: ModelSpec, name: str, api_key: str | None, opts: dict[str, Any]) -> ChatModel:
+    raise ValueError(f"{name!r} is a scripted test double: build it with ponder.testing.ScriptedModel")
+
+
+def _http(spec: ModelSpec, name: str, api_key: str | None, opts: dict[str, Any]) -> ChatModel:
     from .openai_compat import OpenAICompatModel
 
     return OpenAICompatModel(spec, api_key=api_key, **opts)
+
+
+Backend = Callable[[ModelSpec, str, "str | None", dict[str, Any]], ChatModel]
+BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(name: str, make: Backend) -> None:
+    """Make a backend available to catalog entries that name it (`backend = "NAME"`)."""
+    BACKENDS[name] = make
+
+
+for _name, _make in (("embedded", _embedded), ("raw-completions", _raw), ("scripted", _scripted), ("http", _http)):
+    register_backend(_name, _make)
