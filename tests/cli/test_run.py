@@ -161,3 +161,26 @@ def test_threads_reach_an_embedded_model(mode, scripted, monkeypatch):
     assert scripted.built and all(b.kwargs.get("n_threads") == 3 for b in scripted.built)
     assert all("idle_timeout_s" not in b.kwargs for b in scripted.built)  # an HTTP option only
     assert config["threads"] == 3
+
+
+def test_json_commands_print_only_json_lines(tmp_path, monkeypatch):
+    """`--json` on any command: every stdout line parses as JSON (messages go to stderr)."""
+    monkeypatch.setenv("PONDER_HOME", str(tmp_path))
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# Brine Canal\nThe Brine Canal opened in 1871.")
+    (tmp_path / "docs" / "b.bin").write_bytes(b"\x00\x01\x02")
+    suite = tmp_path / "s.jsonl"
+    suite.write_text(json.dumps({"question": "2+2?", "answer": "4", "grader": "number"}) + "\n")
+    runner = CliRunner()
+    for args in (["models", "--json"], ["corpus", "build", str(tmp_path / "docs"), "--out", str(tmp_path / "ix"), "--json"],
+                 ["corpus", "search", "canal", "--index", str(tmp_path / "ix"), "--json"], ["runs", "--json"],
+                 ["tco", "--model", "deepseek-v3", "--gpu", "h200", "--json"]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, (args, r.output)
+        lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
+        assert lines or args[0] == "runs", args  # (no runs stored yet: no lines)
+        try:  # one JSON document (tco's is indented), or JSON lines: nothing else on stdout
+            json.loads(r.stdout)
+        except ValueError:
+            for ln in lines:
+                json.loads(ln)

@@ -56,7 +56,7 @@ def compare_cmd(
     judge_model: Annotated[str | None, typer.Option(help="Model that grades free-form ('judge') answers.")] = None,
     retry_errors: Annotated[bool, typer.Option(help="On --resume, rerun tasks that errored.")] = False,
     time_budget: Annotated[float | None, typer.Option(help="Stop starting tasks after this many seconds (resumable).")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Also print the summary as JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout (tables go to stderr).")] = False,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Compare Swarm, Interleaved and a single call on offline suites; print the verdict, write an HTML report."""
@@ -68,7 +68,8 @@ def compare_cmd(
     from ..bench.runner import CompareConfig, Runner
     from ..bench.store import CompareStore
 
-    console = Console(width=None if sys.stdout.isatty() else 180)  # piped output: keep the tables whole
+    # --json: stdout carries one JSON object and nothing else; the tables go to stderr
+    console = Console(stderr=json_out, width=None if (sys.stderr if json_out else sys.stdout).isatty() else 180)
     store = CompareStore(db)
     if resume:
         try:
@@ -122,6 +123,8 @@ def compare_cmd(
     render_terminal(records, cid, console, config=cfg.to_dict(), not_run=not_run)
     path = write_html(records, cid, out, cfg.to_dict(), not_run)
     if json_out:
-        console.print_json(json.dumps(summary_dict(records), default=str))
+        sys.stdout.write(json.dumps({"comparison_id": cid, "report": str(path.resolve()), "db": str(db),
+                                     "not_run": len(not_run.keys), "resume": not_run.resume if not_run.keys else None,
+                                     **summary_dict(records)}, default=str) + "\n")
     console.print(f"comparison [bold]{cid}[/] · {len(records)} results · {time.perf_counter() - t0:.1f}s · db {db}")
     console.print(f"HTML report: [bold]{path.resolve()}[/]")

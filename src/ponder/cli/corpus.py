@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
         directory: Path = typer.Argument(..., help="Folder of .md, .txt, .html, .pdf, .jsonl and extension-less text files."),
         out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Where to save the index."),
         progress: bool = typer.Option(True, help="Show a progress bar while reading files."),
+        json_out: bool = typer.Option(False, "--json", help="Print the result as one JSON object (messages go to stderr)."),
     ) -> None:
         """Index a folder of documents and save the index; lists every file it skipped and why."""
         import time
@@ -53,7 +54,14 @@ def register(app: typer.Typer) -> None:
             _skipped(scan.skipped if scan is not None else [])
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
-        _skipped(scan.skipped)
+        _skipped(scan.skipped, err=json_out)
+        if json_out:
+            import json
+
+            typer.echo(json.dumps({"documents": len(corpus), "files": scan.files, "out": str(out),
+                                   "skipped": [{"path": s.path, "reason": s.reason} for s in scan.skipped],
+                                   "seconds": round(time.perf_counter() - t0, 3)}))
+            return
         typer.echo(f"indexed {len(corpus)} documents from {scan.files - len(scan.skipped)} of {scan.files} files in "
                    f"{directory} into {out} in {time.perf_counter() - t0:.2f}s"
                    + (f" ({len(scan.skipped)} skipped, listed above)" if scan.skipped else ""))
@@ -64,6 +72,7 @@ def register(app: typer.Typer) -> None:
         index: Path | None = typer.Option(None, "--index", "-i", help="A saved index or a folder of documents (default: ~/.cache/ponder/corpus if built, else the sample corpus)."),
         k: int = typer.Option(5, "-k", help="Number of results."),
         sample: bool = typer.Option(False, "--sample", help="Search the built-in sample corpus."),
+        json_out: bool = typer.Option(False, "--json", help="One JSON line per result."),
     ) -> None:
         """Search a saved corpus, a folder, or the built-in sample corpus."""
         from ..tools.corpus import load_corpus
@@ -77,6 +86,13 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
         hits = corpus.search(query, k=k)
+        if json_out:
+            import json
+
+            for h in hits:
+                typer.echo(json.dumps({"corpus": corpus.name, "id": h.id, "title": h.title, "score": round(h.score, 4),
+                                       "snippet": h.snippet}))
+            return
         if not hits:
             typer.echo(f"no matches for {query!r} in {corpus.name}")
             return
@@ -87,15 +103,15 @@ def register(app: typer.Typer) -> None:
     app.add_typer(corpus_app, name="corpus")
 
 
-def _skipped(skipped: list[Skipped]) -> None:
+def _skipped(skipped: list[Skipped], err: bool = False) -> None:
     """Every skipped file with its reason (past 50, counted by reason)."""
     if not skipped:
         return
     from collections import Counter
 
-    typer.echo(f"skipped {len(skipped)} file(s):")
+    typer.echo(f"skipped {len(skipped)} file(s):", err=err)
     for s in skipped[:50]:
-        typer.echo(f"  {s.path}: {s.reason}")
+        typer.echo(f"  {s.path}: {s.reason}", err=err)
     if len(skipped) > 50:
         rest = Counter(s.reason for s in skipped[50:])
-        typer.echo("  … and " + "; ".join(f"{n} more: {why}" for why, n in rest.most_common()))
+        typer.echo("  … and " + "; ".join(f"{n} more: {why}" for why, n in rest.most_common()), err=err)
