@@ -27,3 +27,13 @@ async def test_readme_example_shape():
 def test_unknown_attribute_is_a_clear_error():
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         ponder.Nope  # noqa: B018
+
+
+async def test_runs_are_journaled_and_listed_through_the_public_api(tmp_path):
+    m = ScriptedModel([Reply(reasoning="say it", content="hi")])
+    res = await ponder.run(Interleaved(m), "greet", db=tmp_path / "p.db")
+    assert res.status == "ok" and res.run_id and res.events[0].type == "run_started"
+    row = ponder.RunStore(tmp_path / "p.db").run(res.run_id)
+    assert row["status"] == "ok" and row["task"] == "greet"
+    cfg = ponder.EngineConfig(mode="swarm", model="smollm2", max_parallel=4)
+    assert ponder.build_engine(cfg, model_factory=lambda name, c: ScriptedModel([])).config.max_parallel == 4

@@ -3,6 +3,7 @@
 The public API is small on purpose:
 
     from ponder import Interleaved, Swarm, model, tool
+    run, resume = ponder.run, ponder.resume     # journaled runs (the run store), resumable
 
 Names load lazily so that `import ponder` stays cheap (the embedded llama.cpp engine and
 the engines load only when used).
@@ -27,6 +28,14 @@ _EXPORTS = {
     "Toolbox": "ponder.tools.base",
     "Interleaved": "ponder.engines.interleaved",
     "Swarm": "ponder.engines.swarm",
+    "SwarmConfig": "ponder.engines.swarm",
+    "EngineConfig": "ponder.engines.build",
+    "build_engine": "ponder.engines.build",
+    "run": "ponder.runs",
+    "stream": "ponder.runs",
+    "resume": "ponder.runs",
+    "Image": "ponder.core.messages",
+    "RunStore": "ponder.core.store",
     "Budgets": "ponder.engines.base",
     "RunResult": "ponder.engines.base",
     "RunMetrics": "ponder.engines.base",

@@ -4,7 +4,8 @@ A trajectory is rebuilt from the event stream alone, so it can come from a live
 `RunResult` or from the run store long after the process exited: per agent, the
 messages it saw and wrote, exactly as it had them (its `message_appended` events: system
 prompt, task, assistant messages with reasoning and tool calls, tool results), the tool calls with
-outcomes, and the run's reward components (`r_parallel`, `r_finish`, `r_perf`, `r_parl`).
+outcomes, and the run's reward components (`r_parallel`, `r_finish`, `r_perf`, `r_parl`, and
+`r_grounded`: the share of the answer's numbers and proper names that its tool results support).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ...core.events import (
     ToolResult,
     ToolStarted,
 )
+from ...core.grounding import grounding_reward
 from ...core.messages import Message
 
 _METRIC_KEYS = ("steps", "critical_steps", "parallelism", "agents", "serial_collapse", "spurious_agents",
@@ -92,7 +94,10 @@ def trajectory(events: Iterable[Any], *, task: str | None = None, run_id: str | 
         "task": task,
         "status": fin.status if fin else "interrupted",
         "answer": fin.answer if fin else None,
-        "rewards": metrics.get("rewards") or {},
+        # GLM's hallucination penalty as a reward term: the share of the answer's numbers and
+        # names that the run's tool results support (core/grounding.py)
+        "rewards": {**(metrics.get("rewards") or {}),
+                    **({"r_grounded": grounding_reward(fin.answer, evs, task)} if fin is not None else {})},
         "metrics": {k: metrics.get(k) for k in _METRIC_KEYS if k in metrics},
         "citations": extra.get("citations"),
         "agents": agents,
