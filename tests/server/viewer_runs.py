@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from tests.engines.test_swarm import call, is_orchestrator, orch_turn, sub_name, subtask
+from tests.server.helpers import serve_app
 
 from ponder import runs
 from ponder.core.events import ContentDelta, Event, ReasoningDelta, RunFinished
@@ -165,22 +164,8 @@ def run_in_thread(coro_fn: Any) -> threading.Thread:
 @contextlib.contextmanager
 def serve(db: Any) -> Iterator[str]:
     """`create_app(db=...)` served by uvicorn on 127.0.0.1 in a thread; yields its base URL."""
-    app = create_app(db=db)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.02)
-    assert srv.started, "the test server did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        t.join(timeout=10)
+    with serve_app(create_app(db=db)) as url:
+        yield url
 
 
 def wait_for_row(db: Any, run_id: str, events: int = 1, timeout_s: float = 30.0) -> None:
