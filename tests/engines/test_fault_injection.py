@@ -109,11 +109,16 @@ async def _proc(args: list[str], kill_after: float | None, env: dict[str, str]) 
     try:
         await asyncio.wait_for(asyncio.shield(out_task), kill_after)
     except TimeoutError:
-        p.send_signal(signal.SIGKILL)
-        killed = asyncio.get_running_loop().time()
-        await out_task
-        return None, "", killed
-    out, err = out_task.result()
+        try:
+            p.send_signal(signal.SIGKILL)
+        except ProcessLookupError:  # it ended just now: not a kill
+            pass
+        else:
+            killed = asyncio.get_running_loop().time()
+            await out_task
+            if p.returncode == -signal.SIGKILL:
+                return None, "", killed
+    out, err = await out_task
     assert p.returncode in (0, 3), err.decode()[-2000:]
     return p.returncode, out.decode(), None
 

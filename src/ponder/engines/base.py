@@ -11,6 +11,7 @@ set and whatever answer existed so far.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 Status = Literal["ok", "budget", "cancelled", "error"]
 
-__all__ = ["Budgets", "Engine", "Outcome", "RunMetrics", "RunResult", "Status"]
+__all__ = ["Budgets", "Engine", "Outcome", "RunMetrics", "RunResult", "Status", "check_answer", "placeholder_reason"]
 
 
 class Budgets(BaseModel):
@@ -47,6 +48,32 @@ class Outcome:
     status: Status
     answer: str | None = None
     reason: str | None = None
+
+
+# replies that say something about the work rather than answer the task (seen from small
+# models: the swarm example once "answered" with the wait tool's own "all tasks are done.");
+# words that can be real answers ("yes", "no", "done", "42") are not here
+_PLACEHOLDER = re.compile(r"^\W*(?:all tasks are done|all tasks done|no answer|final answer|the answer|answer|"
+                          r"results?|the results?|plan|finish|task|tasks)\W*$", re.I)
+
+
+def placeholder_reason(answer: str | None) -> str | None:
+    """Why `answer` is not an answer (blank, or only words about the work such as "all tasks
+    are done" or "final answer"), else None: a run ending with one is not `ok`."""
+    if answer is None or not answer.strip():
+        return "the model ended without an answer"
+    if _PLACEHOLDER.match(answer.strip()):
+        return f"the answer is only a placeholder ({answer.strip()[:40]!r}), not an answer to the task"
+    return None
+
+
+def check_answer(outcome: Outcome) -> Outcome:
+    """An `ok` outcome whose answer is a placeholder becomes an `error` saying so."""
+    if outcome.status == "ok":
+        why = placeholder_reason(outcome.answer)
+        if why is not None:
+            return Outcome("error", outcome.answer, why)
+    return outcome
 
 
 @runtime_checkable

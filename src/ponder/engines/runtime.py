@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.events import BudgetHit, Event, ModelCallFinished, RunFinished, RunStarted
 from ..core.metrics import RunMetrics
 from ..core.telemetry import RunTelemetry
-from .base import Budgets, Engine, Outcome, RunResult
+from .base import Budgets, Engine, Outcome, RunResult, check_answer
 
 if TYPE_CHECKING:
     from .replay import RunReplay
@@ -197,6 +197,8 @@ async def run_into(
         done = True
         try:
             outcome, metrics = await engine.conclude(ctx, outcome)
+            if getattr(engine, "checks_answer", False):  # agents (not a pass-through call)
+                outcome = check_answer(outcome)
         except Exception as e:  # noqa: BLE001
             outcome, metrics = Outcome("error", outcome.answer, f"engine error while concluding: {type(e).__name__}: {e}"), ctx.base_metrics()
         fin = RunFinished(status=outcome.status, answer=outcome.answer, reason=outcome.reason, metrics=metrics,

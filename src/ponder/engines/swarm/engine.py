@@ -50,6 +50,7 @@ class Swarm(Runnable):
     Options are `SwarmConfig`'s fields, given as keywords or as `config=`."""
 
     mode: ClassVar[str] = "swarm"
+    checks_answer: ClassVar[bool] = True  # a placeholder answer ("all tasks are done") is not `ok`
     hard_spend_limits: ClassVar[bool] = True
 
     def __init__(

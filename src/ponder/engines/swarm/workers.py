@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ...core.events import Event, ModelCallFinished, StepStarted
 from ...models.base import ChatModel
 from ...tools.base import Tool
-from ..base import Budgets
+from ..base import Budgets, check_answer
 from . import prompts
 from .scheduler import Task
 
@@ -88,6 +88,7 @@ async def run_task(run: SwarmRun, task: Task) -> None:
         rec.status = "error"
         rec.error = f"sub-agent timed out after {cfg.sub_timeout_s:g}s"
         return
+    outcome = check_answer(outcome)  # "done" or nothing is not a sub-agent's result
     turn = getattr(agent, "turn", None)
     if turn is not None:
         rec.steps = turn.steps
