@@ -1,0 +1,365 @@
+"""The swarm's Ray executor: sub-agents in async actors spread over a cluster.
+
+The driver (the process running `Swarm.drive`) keeps everything the run shares: the
+scheduler and its task DAG, the shared memory, the swarm-wide tool budget, the journal.
+Sub-agents run on cluster hosts (`engines/cluster`), many per host, each the same agent
+as in-process (`workers.make_agent`) with its tools running where it runs. Their events
+come back over the host's channel and go into the run's one stream (`run.emit`), in the
+order they happened, so the journal, telemetry and budgets see exactly what an in-process
+run shows.
+
+What a sub-agent needs from the driver is a question on that channel, answered in order
+after the events before it: `memory_read` / `memory_write` act on the driver's Blackboard
+(provenance, `MemoryWrite` events, the budget: as in-process); a tool call asks first when
+the swarm has a tool-call budget (the driver counts it) or when the tool is not idempotent
+(the driver commits the journal before the call starts: the same barrier as in-process).
+
+Failure: when a host dies (its process killed, its node gone), each of its unfinished
+sub-agents continues on another host from the events the driver had received, which are
+what the journal holds: its lane is rebuilt (`replay`) and `run_turn` resumes it, exactly
+as `ponder resume` does; a tool call that was in flight is re-run only if idempotent.
+Sub-agents whose result had arrived are finished and never run again.
+
+Models travel as recipes where they hold secrets: an HTTP model is rebuilt on the host from
+its catalog spec, and reads its API key from the host's environment (set it on every
+machine). Other models and the tools travel pickled, once per host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import dataclasses
+import sys
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ...core.events import (
+    Event,
+    MessageAppended,
+    ModelCallFinished,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+    ToolResult,
+)
+from ...tools.base import Tool, ToolFailure
+from ..base import Budgets
+from ..cluster.host import JobIO
+from ..cluster.pool import HostLost, HostPool
+from ..replay import LaneReplay, replay
+from ..runtime import RunContext
+from .config import ORCH, SwarmConfig
+from .memory import Blackboard
+from .workers import AgentFactory, _Counted, make_agent, prepare, record_outcome
+
+if TYPE_CHECKING:
+    from .engine import Swarm
+    from .scheduler import Task
+    from .state import SwarmRun
+
+MAX_FAILOVERS = 3  # a sub-agent whose host dies this many times ends in error
+STOP_WAIT_S = 5.0  # how long a stopped sub-agent may take to send its last events
+_LANE = (MessageAppended, StepStarted, StepFinished, ModelCallFinished, ToolResult)  # what rebuilds a lane
+
+
+def budget_text(limit: int | None) -> str:
+    return f"ERROR: the swarm's tool-call budget ({limit}) is used up; answer now with what you have."
+
+
+# ---- what travels to the hosts ----------------------------------------------------------------------
+@dataclass
+class ModelRecipe:
+    """An HTTP model rebuilt where it runs: its spec and options travel, its API key does not."""
+
+    cls: type
+    spec: Any
+    options: dict[str, Any]
+
+    def build(self) -> Any:
+        return self.cls(self.spec, **self.options)
+
+
+def portable_model(m: Any) -> Any:
+    oc = sys.modules.get("ponder.models.openai_compat")
+    if oc is not None and isinstance(m, oc.OpenAICompatModel) and getattr(m, "_client", None) is None:
+        opts = {"max_retries": m.max_retries, "backoff_s": m.backoff_s, "timeout_s": m.timeout_s,
+                "idle_timeout_s": m.idle_timeout_s, "first_byte_timeout_s": m.first_byte_timeout_s,
+                "connect_timeout_s": m.connect_timeout_s, "stream": m.streaming,
+                "max_connections": m._pool_key.max_connections}
+        if hasattr(m, "raw_format"):
+            opts["raw_format"] = m.raw_format
+        return ModelRecipe(type(m), m.spec, opts)
+    return m  # test doubles and custom backends: pickled as they are
+
+
+@dataclass
+class _JobState:
+    io: JobIO
+    model: _Counted
+
+
+_CUR: contextvars.ContextVar[_JobState] = contextvars.ContextVar("ponder_swarm_job")
+
+
+@dataclass
+class _HostState:
+    cfg: SwarmConfig
+    model: Any
+    tools: dict[str, Tool]
+    memory: list[Tool]
+    agent_factory: AgentFactory
+
+
+@dataclass
+class SwarmKit:
+    """What every sub-agent of one swarm shares on a host: built there once."""
+
+    cfg: SwarmConfig
+    model: Any
+    tools: list[Tool]
+    agent_factory: AgentFactory
+
+    def build(self) -> _HostState:
+        model = self.model.build() if isinstance(self.model, ModelRecipe) else self.model
+        limit = self.cfg.budgets.max_tool_calls
+        tools = {t.name: _guard(t, limit) for t in self.tools}
+        memory = [dataclasses.replace(t, fn=_memory_proxy(t.name)) for t in Blackboard().tools("-")]
+        return _HostState(self.cfg, model, tools, memory, self.agent_factory)
+
+
+def _guard(t: Tool, limit: int | None) -> Tool:
+    """The tool as a sub-agent on a host calls it: asking the driver first when the swarm
+    counts tool calls, or when the call must be in the journal before it starts."""
+    if limit is None and t.idempotent:
+        return t
+    ask = (t.name, not t.idempotent)
+
+    async def guarded(**kw: Any) -> Any:
+        if not await _CUR.get().io.ask("tool", ask):
+            raise ToolFailure(budget_text(limit))
+        return await t._call(kw)
+
+    return dataclasses.replace(t, fn=guarded)
+
+
+def _memory_proxy(name: str) -> Any:
+    async def call(**kw: Any) -> str:
+        j = _CUR.get()
+        r = await j.io.ask("memory", (name, kw, j.model.calls))
+        if r is None:
+            raise ToolFailure("ERROR: the swarm's shared memory did not answer; go on without it")
+        ok, content = r
+        if not ok:
+            raise ToolFailure(content)
+        return content  # type: ignore[no-any-return]
+
+    return call
+
+
+@dataclass
+class _Lanes:
+    """The part of a run's replay a sub-agent reads: its own lane."""
+
+    lanes: dict[str, LaneReplay]
+
+
+@dataclass
+class AgentJob:
+    """One sub-agent run on a host (a fresh start, or a continuation of its lane)."""
+
+    kit: str
+    run_id: str
+    agent_id: str
+    system: str
+    text: str
+    tools: list[str]
+    lane: LaneReplay | None = None
+
+    async def run(self, io: JobIO, st: _HostState) -> tuple[str, str | None, str | None, int | None]:
+        lane = self.lane
+        model = _Counted(st.model, lane.steps if lane is not None else 0)
+        names = self.tools
+        tools = [st.tools[n] for n in names if n in st.tools]
+        if not names or "memory_read" in names or "memory_write" in names:
+            tools.extend(m for m in st.memory if m.name in names or not names)
+        agent = make_agent(st.agent_factory, st.cfg, model, tools, self.system, self.agent_id)
+        ctx = RunContext(run_id=self.run_id, budgets=Budgets(), emit=io.emit,
+                         replay=_Lanes({self.agent_id: lane}) if lane is not None else None)  # type: ignore[arg-type]
+        io.on_cancel = lambda reason: setattr(ctx, "stop_reason", reason)
+        _CUR.set(_JobState(io, model))
+        outcome = await agent.run_turn(self.text, ctx, emit=io.emit, main=False)
+        turn = getattr(agent, "turn", None)
+        return outcome.status, outcome.answer, outcome.reason, turn.steps if turn is not None else None
+
+
+# ---- the driver's side -----------------------------------------------------------------------------
+class _Agent:
+    """Routes one sub-agent's channel into the run (a `pool.Handler`)."""
+
+    __slots__ = ("run", "rec", "fut", "keep", "step", "_mem")
+
+    def __init__(self, run: SwarmRun, rec: Any, fut: asyncio.Future[Any], keep: list[Event]):
+        self.run, self.rec, self.fut, self.keep = run, rec, fut, keep
+        self.step: int | None = None
+        self._mem: dict[str, Tool] | None = None
+
+    def on_event(self, ev: Event) -> None:
+        tp = type(ev)
+        if tp in _LANE:
+            self.keep.append(ev)
+            if tp is StepStarted:
+                self.rec.steps += 1
+            elif tp is ModelCallFinished:
+                u = ev.usage  # type: ignore[attr-defined]
+                self.rec.tokens += u.prompt_tokens + u.completion_tokens
+        self.run.emit(ev)
+
+    def on_request(self, op: str, args: Any) -> Any:
+        run = self.run
+        if op == "tool":
+            if run.count_tool_call():
+                return False
+            if args[1]:
+                run.ctx.checkpoint()  # the call is in the journal before it runs
+            return True
+        if op == "memory":
+            return self._memory(*args)
+        return None
+
+    async def _memory(self, name: str, kw: dict[str, Any], step: int | None) -> tuple[bool, str]:
+        run = self.run
+        if run.count_tool_call():
+            return False, budget_text(run.cfg.budgets.max_tool_calls)
+        if self._mem is None:
+            self._mem = {t.name: t for t in run.memory.tools(self.rec.agent_id, step=lambda: self.step)}
+        t = self._mem.get(name)
+        if t is None:
+            return False, f"ERROR: no shared-memory tool {name!r}"
+        run.ctx.checkpoint()  # memory tools are not idempotent: as in-process
+        self.step = step
+        ok, content, _ = await t.run(kw)
+        return ok, content
+
+    def on_done(self, status: str, value: Any) -> None:
+        if not self.fut.done():
+            self.fut.set_result((status, value))
+
+    def on_lost(self, reason: str) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(HostLost(reason))
+
+
+class RayExecutor:
+    """Sub-agents on a Ray cluster (see the module docstring)."""
+
+    kind = "ray"
+
+    def __init__(self, swarm: Swarm):
+        import ray  # noqa: F401 - fail at construction, with the fix, when Ray is missing
+
+        self.swarm = swarm
+        self.pool: HostPool | None = None
+        self.kit_id = f"swarm-{uuid.uuid4().hex[:12]}"
+        self._kit: SwarmKit | None = None
+        self._opening: asyncio.Future[HostPool] | None = None
+        self.failovers = 0
+
+    def _kit_for_hosts(self) -> SwarmKit:
+        if self._kit is None:
+            sw = self.swarm
+            self._kit = SwarmKit(sw.config, portable_model(sw.sub_model), list(sw.toolbox), sw.agent_factory)
+        return self._kit
+
+    async def _ensure(self) -> HostPool:
+        loop = asyncio.get_running_loop()
+        if self.pool is not None and self.pool.loop is loop:
+            return self.pool
+        if self._opening is None or self._opening.get_loop() is not loop:
+            if self.pool is not None:  # a pool of an earlier event loop: its pumps are gone
+                await self.pool.aclose()
+                self.pool = None
+            cfg = self.swarm.config
+            self._opening = loop.create_task(
+                HostPool(cfg.ray_hosts, address=cfg.ray_address, cap=cfg.max_parallel, label="ponder-swarm").open())
+        pool = await asyncio.shield(self._opening)
+        self.pool = pool
+        return pool
+
+    async def run_task(self, run: SwarmRun, task: Task) -> None:
+        pool = await self._ensure()
+        rec = task.rec
+        cfg = run.cfg
+        system, text, lane = prepare(run, task)
+        keep: list[Event] = []
+        if lane is not None and run.ctx.replay is not None:  # resumed: its journaled lane so far
+            keep = [e for e in run.ctx.replay.events if e.agent == rec.agent_id and type(e) in _LANE]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + cfg.sub_timeout_s if cfg.sub_timeout_s is not None else None
+        kit = self._kit_for_hosts()
+        last = ""
+        for attempt in range(MAX_FAILOVERS + 1):
+            fut: asyncio.Future[Any] = loop.create_future()
+            key = f"{run.ctx.run_id}/{rec.agent_id}/{attempt}"
+            job = AgentJob(self.kit_id, run.ctx.run_id, rec.agent_id, system, text, list(task.spec.tools), lane)
+            pool.submit(key, job, _Agent(run, rec, fut, keep), kit)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    status, value = await asyncio.shield(fut)
+            except HostLost as e:
+                self.failovers += 1
+                lane = _lane(rec.agent_id, keep)
+                last = str(e)
+                continue
+            except TimeoutError:
+                await self._stop(pool, key, fut, "sub-agent timed out")
+                rec.status, rec.error = "error", f"sub-agent timed out after {cfg.sub_timeout_s:g}s"
+                return
+            except asyncio.CancelledError:
+                await self._stop(pool, key, fut, run.ctx.stop_reason)
+                raise
+            if status == "ok":
+                record_outcome(rec, *value)
+            elif status == "cancelled":
+                rec.status, rec.error = "cancelled", "cancelled on its host"
+            else:
+                rec.status, rec.error = "error", str(value)
+            return
+        rec.status = "error"
+        rec.error = f"sub-agent lost with its host {MAX_FAILOVERS + 1} times; last: {last}"
+
+    async def _stop(self, pool: HostPool, key: str, fut: asyncio.Future[Any], reason: str | None) -> None:
+        """Cancel a sub-agent on its host and take in its last events (its conversation
+        repaired), for a bounded time; whatever comes later is dropped."""
+        if pool.cancel(key, reason) and not fut.done():
+            try:
+                await asyncio.wait({fut}, timeout=STOP_WAIT_S)
+            except asyncio.CancelledError:
+                pass
+        pool.forget(key)
+        if fut.done() and not fut.cancelled():
+            fut.exception()  # retrieved: no "exception never retrieved" warning
+
+    def report(self) -> dict[str, Any] | None:
+        out: dict[str, Any] = {"kind": "ray", "failovers": self.failovers}
+        if self.pool is not None:
+            out.update(self.pool.placement())
+        return out
+
+    async def aclose(self) -> None:
+        pool, self.pool = self.pool, None
+        self._opening = None
+        if pool is not None:
+            await pool.aclose()
+
+
+def _lane(agent_id: str, keep: list[Event]) -> LaneReplay | None:
+    """The sub-agent's lane as the driver received it (what the journal holds)."""
+    if not keep:
+        return None
+    rr = replay([RunStarted(run_id="-", mode="swarm", task="-", agent=ORCH), *keep])
+    return rr.lanes.get(agent_id)
+
+
+__all__ = ["AgentJob", "ModelRecipe", "RayExecutor", "SwarmKit", "portable_model"]
