@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import pickle
 import socket
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -41,7 +42,7 @@ class JobIO:
 
     __slots__ = ("key", "_host", "on_cancel")
 
-    def __init__(self, key: str, host: Host):
+    def __init__(self, key: str, host: HostCore):
         self.key = key
         self._host = host
         self.on_cancel: Callable[[str | None], None] | None = None
@@ -63,7 +64,28 @@ class JobIO:
 
 
 class Host:
-    """The actor (decorated with `ray.remote` by `pool.HostPool`)."""
+    """The actor (decorated with `ray.remote` by `pool.HostPool`): four entry points over a
+    `HostCore`. Ray wraps every method of an actor class (for tracing) and the wrapper costs
+    microseconds per call, so nothing called per event lives here."""
+
+    def __init__(self, label: str = "ponder"):
+        self._core = HostCore(label)
+
+    async def start(self, kits: dict[str, Kit], jobs: list[tuple[str, Job]]) -> int:
+        return await self._core.start(kits, jobs)
+
+    async def poll(self, replies: list[tuple[int, Any]]) -> bytes | list[tuple[int, str, Any]]:
+        return await self._core.poll(replies)
+
+    async def cancel(self, keys: list[str], reason: str | None = None) -> None:
+        self._core.cancel(keys, reason)
+
+    def where(self) -> dict[str, Any]:
+        return self._core.where()
+
+
+class HostCore:
+    """What a host does (see the module docstring)."""
 
     def __init__(self, label: str = "ponder"):
         self.label = label
@@ -113,9 +135,11 @@ class Host:
         finally:
             self._jobs.pop(io.key, None)
 
-    async def poll(self, replies: list[tuple[int, Any]]) -> list[tuple[int, str, Any]]:
+    async def poll(self, replies: list[tuple[int, Any]]) -> bytes | list[tuple[int, str, Any]]:
         """Answer the previous batch's questions, then return what the jobs produced since
-        (waiting until there is something)."""
+        (waiting until there is something), pickled here: the standard pickler in C costs
+        half what Ray's (cloudpickle, a Python hook per object) does on thousands of events;
+        a batch it cannot pickle goes to Ray as it is."""
         for rid, value in replies:
             fut = self._waiting.get(rid)
             if fut is not None and not fut.done():
@@ -126,9 +150,12 @@ class Host:
             self._wake.clear()
             await self._wake.wait()
         out, self._out = self._out, []
-        return out
+        try:
+            return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - e.g. a result holding a local class: Ray's pickler takes it
+            return out
 
-    async def cancel(self, keys: list[str], reason: str | None = None) -> None:
+    def cancel(self, keys: list[str], reason: str | None = None) -> None:
         for key in keys:
             entry = self._jobs.get(key)
             if entry is not None:

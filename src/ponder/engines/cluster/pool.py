@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import pickle
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -79,6 +80,8 @@ class _Host:
     cancels: dict[str | None, list[str]] = field(default_factory=dict)
     pump: asyncio.Task[None] | None = None
     started: int = 0  # jobs ever started here
+    polls: int = 0
+    items: int = 0
 
 
 _REMOTE: Any = None
@@ -265,6 +268,8 @@ class HostPool:
         while not self._closed:
             try:
                 items = await h.actor.poll.remote(replies)
+                if type(items) is bytes:
+                    items = pickle.loads(items)
             except asyncio.CancelledError:
                 raise
             except RayError as e:
@@ -272,6 +277,8 @@ class HostPool:
                 return
             replies = []
             jobs = h.jobs
+            h.polls += 1
+            h.items += len(items)
             for kind, key, payload in items:
                 hd = jobs.get(key)
                 if hd is None:
@@ -314,10 +321,19 @@ class HostPool:
         asyncio.ensure_future(self._settle([new]))
 
     # ---- reports ------------------------------------------------------------------------------------
-    def placement(self) -> dict[str, Any]:
-        nodes = {h.node for h in self.hosts if h.node}
-        return {"hosts": len(self.hosts), "hosts_lost": self.lost, "nodes": len(nodes),
-                "jobs_per_host": {f"{h.index}@{(h.node or '?')[:8]}": h.started for h in self.hosts}}
+    def placement(self, since: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Where jobs ran and what the channel carried; with `since` (an earlier placement),
+        only what happened after it."""
+        before = (since or {}).get("_counts", {})
+        counts = {h.index: (h.started, h.polls, h.items) for h in self.hosts}
+        delta = {i: tuple(c - b for c, b in zip(v, before.get(i, (0, 0, 0)), strict=True)) for i, v in counts.items()}
+        polls = sum(d[1] for d in delta.values())
+        nodes = {h.node for h in self.hosts if h.node and delta[h.index][0]}
+        return {"hosts": len(self.hosts), "hosts_lost": self.lost - (since or {}).get("hosts_lost", 0),
+                "nodes": len(nodes), "polls": polls,
+                "items_per_poll": round(sum(d[2] for d in delta.values()) / max(1, polls), 1),
+                "jobs_per_host": {f"{h.index}@{(h.node or '?')[:8]}": delta[h.index][0] for h in self.hosts},
+                "_counts": counts}
 
 
 def _short(e: BaseException) -> str:

@@ -10,9 +10,13 @@ run shows.
 
 What a sub-agent needs from the driver is a question on that channel, answered in order
 after the events before it: `memory_read` / `memory_write` act on the driver's Blackboard
-(provenance, `MemoryWrite` events, the budget: as in-process); a tool call asks first when
-the swarm has a tool-call budget (the driver counts it) or when the tool is not idempotent
-(the driver commits the journal before the call starts: the same barrier as in-process).
+(provenance, `MemoryWrite` events, the budget: as in-process); a tool that is not idempotent
+waits until the driver has committed the journal (the same barrier as in-process). The
+swarm-wide tool-call budget is leased: each host asks the driver for calls `LEASE` at a time
+(a fair share when few are left), so the cap holds exactly without a round trip per call;
+what a host holds unused when the budget runs out elsewhere (at most a share per host) is
+why a refusal can come a few calls earlier than in-process, and a lost host's unused share
+stays counted.
 
 Failure: when a host dies (its process killed, its node gone), each of its unfinished
 sub-agents continues on another host from the events the driver had received, which are
@@ -98,9 +102,12 @@ def portable_model(m: Any) -> Any:
 class _JobState:
     io: JobIO
     model: _Counted
+    host: _HostState
+    run_id: str
 
 
 _CUR: contextvars.ContextVar[_JobState] = contextvars.ContextVar("ponder_swarm_job")
+LEASE = 32  # tool calls a host asks for at a time (fewer when the budget is nearly spent)
 
 
 @dataclass
@@ -110,6 +117,31 @@ class _HostState:
     tools: dict[str, Tool]
     memory: list[Tool]
     agent_factory: AgentFactory
+    allowance: dict[str, int] = dataclasses.field(default_factory=dict)  # run id -> tool calls left here
+    asking: dict[str, asyncio.Future[int]] = dataclasses.field(default_factory=dict)
+
+    async def take(self, j: _JobState) -> bool:
+        """One tool call from this host's share of the run's budget; an empty share asks the
+        driver for more (one question at a time per run; the others wait for its answer)."""
+        run = j.run_id
+        while True:
+            left = self.allowance.get(run, 0)
+            if left > 0:
+                self.allowance[run] = left - 1
+                return True
+            fut = self.asking.get(run)
+            if fut is None:
+                fut = self.asking[run] = asyncio.get_running_loop().create_future()
+                try:
+                    granted = int(await j.io.ask("lease", LEASE) or 0)
+                finally:
+                    del self.asking[run]
+                fut.set_result(granted)
+                self.allowance[run] = self.allowance.get(run, 0) + granted
+            else:
+                granted = await fut
+            if granted <= 0:
+                return False
 
 
 @dataclass
@@ -130,15 +162,18 @@ class SwarmKit:
 
 
 def _guard(t: Tool, limit: int | None) -> Tool:
-    """The tool as a sub-agent on a host calls it: asking the driver first when the swarm
-    counts tool calls, or when the call must be in the journal before it starts."""
+    """The tool as a sub-agent on a host calls it: within the swarm's tool-call budget (the
+    host's share of it, leased from the driver), and, when a second run would do harm, only
+    once the call is in the driver's journal."""
     if limit is None and t.idempotent:
         return t
-    ask = (t.name, not t.idempotent)
 
     async def guarded(**kw: Any) -> Any:
-        if not await _CUR.get().io.ask("tool", ask):
+        j = _CUR.get()
+        if limit is not None and not await j.host.take(j):
             raise ToolFailure(budget_text(limit))
+        if not t.idempotent:
+            await j.io.ask("checkpoint")
         return await t._call(kw)
 
     return dataclasses.replace(t, fn=guarded)
@@ -188,7 +223,7 @@ class AgentJob:
         ctx = RunContext(run_id=self.run_id, budgets=Budgets(), emit=io.emit,
                          replay=_Lanes({self.agent_id: lane}) if lane is not None else None)  # type: ignore[arg-type]
         io.on_cancel = lambda reason: setattr(ctx, "stop_reason", reason)
-        _CUR.set(_JobState(io, model))
+        _CUR.set(_JobState(io, model, st, self.run_id))
         outcome = await agent.run_turn(self.text, ctx, emit=io.emit, main=False)
         turn = getattr(agent, "turn", None)
         return outcome.status, outcome.answer, outcome.reason, turn.steps if turn is not None else None
@@ -198,10 +233,10 @@ class AgentJob:
 class _Agent:
     """Routes one sub-agent's channel into the run (a `pool.Handler`)."""
 
-    __slots__ = ("run", "rec", "fut", "keep", "step", "_mem")
+    __slots__ = ("run", "rec", "fut", "keep", "pool", "step", "_mem")
 
-    def __init__(self, run: SwarmRun, rec: Any, fut: asyncio.Future[Any], keep: list[Event]):
-        self.run, self.rec, self.fut, self.keep = run, rec, fut, keep
+    def __init__(self, run: SwarmRun, rec: Any, fut: asyncio.Future[Any], keep: list[Event], pool: HostPool):
+        self.run, self.rec, self.fut, self.keep, self.pool = run, rec, fut, keep, pool
         self.step: int | None = None
         self._mem: dict[str, Tool] | None = None
 
@@ -218,12 +253,19 @@ class _Agent:
 
     def on_request(self, op: str, args: Any) -> Any:
         run = self.run
-        if op == "tool":
-            if run.count_tool_call():
-                return False
-            if args[1]:
-                run.ctx.checkpoint()  # the call is in the journal before it runs
+        if op == "checkpoint":
+            run.ctx.checkpoint()  # the tool call is in the journal before it runs
             return True
+        if op == "lease":  # a host's share of the swarm-wide tool-call budget
+            limit = run.cfg.budgets.max_tool_calls
+            left = (limit - run.tool_calls_used) if limit is not None else args
+            if left <= 0:
+                run.count_tool_call()  # refused: counted (and the budget hit reported) as in-process
+                return 0
+            hosts = len(self.pool.hosts) if self.pool is not None else 1
+            grant = min(int(args), left, max(1, -(-left // hosts)))  # a fair share while it runs low
+            run.tool_calls_used += grant
+            return grant
         if op == "memory":
             return self._memory(*args)
         return None
@@ -265,6 +307,7 @@ class RayExecutor:
         self._kit: SwarmKit | None = None
         self._opening: asyncio.Future[HostPool] | None = None
         self.failovers = 0
+        self._reported: dict[str, Any] = {}
 
     def _kit_for_hosts(self) -> SwarmKit:
         if self._kit is None:
@@ -280,6 +323,7 @@ class RayExecutor:
             if self.pool is not None:  # a pool of an earlier event loop: its pumps are gone
                 await self.pool.aclose()
                 self.pool = None
+                self._reported = {}
             cfg = self.swarm.config
             self._opening = loop.create_task(
                 HostPool(cfg.ray_hosts, address=cfg.ray_address, cap=cfg.max_parallel, label="ponder-swarm").open())
@@ -303,7 +347,7 @@ class RayExecutor:
             fut: asyncio.Future[Any] = loop.create_future()
             key = f"{run.ctx.run_id}/{rec.agent_id}/{attempt}"
             job = AgentJob(self.kit_id, run.ctx.run_id, rec.agent_id, system, text, list(task.spec.tools), lane)
-            pool.submit(key, job, _Agent(run, rec, fut, keep), kit)
+            pool.submit(key, job, _Agent(run, rec, fut, keep, pool), kit)
             try:
                 async with asyncio.timeout_at(deadline):
                     status, value = await asyncio.shield(fut)
@@ -342,9 +386,12 @@ class RayExecutor:
             fut.exception()  # retrieved: no "exception never retrieved" warning
 
     def report(self) -> dict[str, Any] | None:
-        out: dict[str, Any] = {"kind": "ray", "failovers": self.failovers}
+        """Where this run's sub-agents ran (since the previous report: one engine runs one run at a time)."""
+        out: dict[str, Any] = {"kind": "ray", "failovers": self.failovers - self._reported.get("failovers", 0)}
         if self.pool is not None:
-            out.update(self.pool.placement())
+            placed = self.pool.placement(self._reported.get("placement"))
+            self._reported = {"failovers": self.failovers, "placement": placed}
+            out.update({k: v for k, v in placed.items() if not k.startswith("_")})
         return out
 
     async def aclose(self) -> None:
