@@ -114,6 +114,20 @@ def test_without_ray_nothing_imports_ray():
     assert "no ray" in out.stdout
 
 
+def test_unreachable_cluster_is_one_clear_error(tmp_path):
+    from ponder.engines.cluster.pool import ClusterError, _probe
+
+    out = subprocess.run([sys.executable, "-m", "ponder.cli.main", "run", "--mode", "swarm", "--ray-address",
+                          "127.0.0.1:9", "--model", "openai:http://127.0.0.1:9/v1#mock", "--db", str(tmp_path / "r.db"),
+                          "--json", "q"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    fin = json.loads(out.stdout.strip().splitlines()[-1])
+    assert out.returncode == 1 and fin["status"] == "error", out.stderr[-2000:]
+    assert "no Ray cluster answers at 127.0.0.1:9" in fin["reason"] and "ray start --head" in fin["reason"]
+    with pytest.raises(ClusterError, match="not a Ray address"):
+        _probe("my-cluster")
+
+
 async def test_swarm_spreads_over_nodes_and_is_journaled(cluster, store):
     with MockServer(0.05) as url:
         sw = Swarm(model(f"openai:{url}#mock"), [work], max_parallel=20, executor="ray",

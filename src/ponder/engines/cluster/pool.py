@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import pickle
+import socket
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -54,6 +56,7 @@ def connect(address: str | None = None) -> None:
 
     if ray.is_initialized():
         return
+    _probe(address or os.environ.get("RAY_ADDRESS"))
     try:
         # workers' output would interleave with the CLI's (and break --json); errors reach
         # the driver through the jobs' own results instead
@@ -64,6 +67,23 @@ def connect(address: str | None = None) -> None:
         raise ClusterError(f"cannot join a Ray cluster {where}: {str(e).splitlines()[0]}. Start one with "
                            "`ray start --head` (and `ray start --address HEAD:6379` on the other machines), "
                            "then pass its address: --ray HEAD:6379") from None
+
+
+def _probe(address: str | None, timeout_s: float = 3.0) -> None:
+    """Fail in seconds, with the fix, when nothing listens at the address (`ray.init` would
+    retry for minutes)."""
+    if not address or address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"{address!r} is not a Ray address: give HOST:PORT (e.g. 10.0.0.5:6379, what "
+                           "`ray start --head` printed) or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ClusterError(f"no Ray cluster answers at {address} ({e.strerror or e}); start one there with "
+                           "`ray start --head --port PORT`, or check the address") from None
 
 
 @dataclass(eq=False)

@@ -107,6 +107,7 @@ class Swarm(Runnable):
 
     # ---- the engine contract ----------------------------------------------------------------
     async def drive(self, task: str, ctx: RunContext) -> Outcome:
+        await self.executor.prepare()  # e.g. join the Ray cluster: a wrong address ends the run here
         run = SwarmRun(self, task, ctx, self.executor.run_task)
         ctx.state = run
         cfg = self.config

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ...core.errors import ConfigError
 from .workers import run_task
 
 if TYPE_CHECKING:
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
 
 class Executor(Protocol):
     kind: str
+
+    async def prepare(self) -> None:
+        """Called as a run starts: fail now (with the fix) if sub-agents cannot run, and get
+        ready in the background while the orchestrator plans."""
 
     async def run_task(self, run: SwarmRun, task: Task) -> None:
         """Run one sub-agent task to its end; its events go into `run.emit`, its outcome
@@ -43,6 +48,9 @@ class LocalExecutor:
 
     kind = "local"
 
+    async def prepare(self) -> None:
+        return None
+
     async def run_task(self, run: SwarmRun, task: Task) -> None:
         await run_task(run, task)
 
@@ -55,7 +63,12 @@ class LocalExecutor:
 
 def make_executor(swarm: Swarm) -> Executor:
     if swarm.config.executor == "ray":
-        from .ray_executor import RayExecutor  # imports ray
-
+        try:
+            from .ray_executor import RayExecutor  # imports ray
+        except ModuleNotFoundError as e:
+            if e.name != "ray":
+                raise
+            raise ConfigError("executor 'ray' needs Ray on this machine and the cluster's: "
+                              "pip install 'ponder[ray]'") from None
         return RayExecutor(swarm)
     return LocalExecutor()

@@ -51,7 +51,7 @@ from ...core.events import (
 from ...tools.base import Tool, ToolFailure
 from ..base import Budgets
 from ..cluster.host import JobIO
-from ..cluster.pool import HostLost, HostPool
+from ..cluster.pool import HostLost, HostPool, connect
 from ..replay import LaneReplay, replay
 from ..runtime import RunContext
 from .config import ORCH, SwarmConfig
@@ -315,19 +315,39 @@ class RayExecutor:
             self._kit = SwarmKit(sw.config, portable_model(sw.sub_model), list(sw.toolbox), sw.agent_factory)
         return self._kit
 
+    async def prepare(self) -> None:
+        """Join the cluster now (a wrong address is this run's error, with the fix), and start
+        the hosts in the background while the orchestrator plans."""
+        connect(self.swarm.config.ray_address)
+        self._open_soon()
+
+    def _open_soon(self) -> asyncio.Future[HostPool]:
+        loop = asyncio.get_running_loop()
+        if self.pool is not None and self.pool.loop is loop:
+            fut: asyncio.Future[HostPool] = loop.create_future()
+            fut.set_result(self.pool)
+            return fut
+        if self._opening is None or self._opening.get_loop() is not loop:
+            old, self.pool = self.pool, None
+            self._reported = {}
+            cfg = self.swarm.config
+            self._opening = loop.create_task(self._open(old, HostPool(cfg.ray_hosts, address=cfg.ray_address,
+                                                                      cap=cfg.max_parallel, label="ponder-swarm")))
+            # retrieved here too: a run whose orchestrator never starts a sub-agent never awaits it
+            self._opening.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return self._opening
+
+    @staticmethod
+    async def _open(old: HostPool | None, pool: HostPool) -> HostPool:
+        if old is not None:  # a pool of an earlier event loop: its pumps are gone
+            await old.aclose()
+        return await pool.open()
+
     async def _ensure(self) -> HostPool:
         loop = asyncio.get_running_loop()
         if self.pool is not None and self.pool.loop is loop:
             return self.pool
-        if self._opening is None or self._opening.get_loop() is not loop:
-            if self.pool is not None:  # a pool of an earlier event loop: its pumps are gone
-                await self.pool.aclose()
-                self.pool = None
-                self._reported = {}
-            cfg = self.swarm.config
-            self._opening = loop.create_task(
-                HostPool(cfg.ray_hosts, address=cfg.ray_address, cap=cfg.max_parallel, label="ponder-swarm").open())
-        pool = await asyncio.shield(self._opening)
+        pool = await asyncio.shield(self._open_soon())
         self.pool = pool
         return pool
 
@@ -396,7 +416,12 @@ class RayExecutor:
 
     async def aclose(self) -> None:
         pool, self.pool = self.pool, None
-        self._opening = None
+        opening, self._opening = self._opening, None
+        if pool is None and opening is not None and opening.get_loop() is asyncio.get_running_loop():
+            try:
+                pool = await opening  # still starting: let it, then take its hosts down
+            except Exception:  # noqa: BLE001 - it never opened: nothing to close
+                pool = None
         if pool is not None:
             await pool.aclose()
 
