@@ -352,6 +352,31 @@ async def test_compare_on_cluster_lands_in_the_stores_and_resumes(cluster, tmp_p
             assert r.agents == 2
 
 
+def test_cli_compare_with_ray_flag_resumes_on_the_cluster(cluster, tmp_path):
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from ponder.bench.store import CompareStore
+    from ponder.cli.main import app
+
+    db, out = str(tmp_path / "compare.db"), str(tmp_path / "report.html")
+    with MockServer(0.02) as url:
+        first = CliRunner().invoke(app, ["compare", "--ray", "--suite", "reason", "--mode", "single", "--mode",
+                                         "interleaved", "--model", f"openai:{url}#mock", "--n", "2", "--db", db,
+                                         "--out", out, "--no-progress"])
+        assert first.exit_code == 0, first.output[-2000:]
+        cid = CompareStore(db).comparisons()[-1][0]
+        kept = {r.key: r.finished_at for r in CompareStore(db).results(cid) if r.mode == "single"}
+        with sqlite3.connect(db) as c:  # as if the comparison had been stopped before its interleaved units
+            c.execute("DELETE FROM bench_results WHERE mode = 'interleaved'")
+        again = CliRunner().invoke(app, ["compare", "--resume", cid, "--ray", "--db", db, "--out", out, "--no-progress"])
+    assert again.exit_code == 0, again.output[-2000:]
+    recs = CompareStore(db).results(cid)
+    assert len(recs) == 4 and {r.status for r in recs} == {"ok"}, [(r.mode, r.status, r.error) for r in recs]
+    assert {r.key: r.finished_at for r in recs if r.mode == "single"} == kept  # stored rows not run again
+
+
 async def test_compare_unit_continues_when_its_host_dies(cluster, tmp_path):
     from ponder.bench.runner import CompareConfig, Runner
     from ponder.bench.store import CompareStore
