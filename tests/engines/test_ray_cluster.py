@@ -106,6 +106,14 @@ def test_without_ray_nothing_imports_ray():
         "assert res.status == 'ok' and res.metrics.agents == 2, (res.status, res.reason)\n"
         "build_engine(EngineConfig(mode='swarm', model='smollm2', tools=[]))\n"
         "assert 'ray' not in sys.modules, 'ray was imported'\n"
+        "sys.modules['ray'] = None  # as if Ray were not installed: asking for it is one clear error\n"
+        "from ponder.core.errors import ConfigError\n"
+        "try:\n"
+        "    Swarm(ScriptedModel(script), [], executor='ray')\n"
+        "except ConfigError as e:\n"
+        "    assert \"pip install 'ponder[ray]'\" in str(e), e\n"
+        "else:\n"
+        "    raise AssertionError('no error without Ray')\n"
         "print('no ray')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

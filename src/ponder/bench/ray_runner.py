@@ -28,7 +28,7 @@ from ..core.events import Event, ModelCallFinished, RunFinished, RunStarted
 from ..core.store import RunStore
 from ..engines.base import RunResult
 from ..engines.cluster.host import JobIO
-from ..engines.cluster.pool import HostLost, HostPool
+from ..engines.cluster.pool import HostLost, HostPool, require_ray
 from ..engines.replay import RunReplay, replay
 from ..engines.runtime import run_into
 from ..models.base import ChatModel
@@ -141,6 +141,7 @@ class ClusterUnits:
 
     def __init__(self, config: dict[str, Any], model_factory: Any, engine_factory: Any, *, address: str | None = None,
                  hosts: int | None = None):
+        require_ray()
         self.kit = UnitKit(config, model_factory, engine_factory)
         self.kit_id = f"compare-{uuid.uuid4().hex[:12]}"
         self.address, self.hosts = address, hosts

@@ -48,6 +48,17 @@ class Handler(Protocol):
     def on_lost(self, reason: str) -> None: ...
 
 
+def require_ray() -> None:
+    """Raise the one-line fix when Ray is not installed here."""
+    try:
+        import ray  # noqa: F401
+    except ModuleNotFoundError as e:
+        if e.name != "ray":
+            raise
+        raise ClusterError("running on a Ray cluster needs Ray here and on every machine of the cluster: "
+                           "pip install 'ponder[ray]'") from None
+
+
 def connect(address: str | None = None) -> None:
     """Join the Ray cluster at `address` ("auto", "HOST:PORT", "ray://HOST:PORT"), or do what
     a bare `ray.init()` does (RAY_ADDRESS, else a cluster started on this machine, else a new

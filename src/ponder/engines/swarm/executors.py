@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ...core.errors import ConfigError
 from .workers import run_task
 
 if TYPE_CHECKING:
@@ -63,12 +62,7 @@ class LocalExecutor:
 
 def make_executor(swarm: Swarm) -> Executor:
     if swarm.config.executor == "ray":
-        try:
-            from .ray_executor import RayExecutor  # imports ray
-        except ModuleNotFoundError as e:
-            if e.name != "ray":
-                raise
-            raise ConfigError("executor 'ray' needs Ray on this machine and the cluster's: "
-                              "pip install 'ponder[ray]'") from None
+        from .ray_executor import RayExecutor  # imports ray when it runs
+
         return RayExecutor(swarm)
     return LocalExecutor()

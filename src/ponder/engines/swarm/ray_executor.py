@@ -51,7 +51,7 @@ from ...core.events import (
 from ...tools.base import Tool, ToolFailure
 from ..base import Budgets
 from ..cluster.host import JobIO
-from ..cluster.pool import HostLost, HostPool, connect
+from ..cluster.pool import HostLost, HostPool, connect, require_ray
 from ..replay import LaneReplay, replay
 from ..runtime import RunContext
 from .config import ORCH, SwarmConfig
@@ -299,8 +299,7 @@ class RayExecutor:
     kind = "ray"
 
     def __init__(self, swarm: Swarm):
-        import ray  # noqa: F401 - fail at construction, with the fix, when Ray is missing
-
+        require_ray()  # fail as the swarm is built, with the fix
         self.swarm = swarm
         self.pool: HostPool | None = None
         self.kit_id = f"swarm-{uuid.uuid4().hex[:12]}"
