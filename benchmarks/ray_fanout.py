@@ -15,7 +15,7 @@ counted. Goals: at the largest N, Ray's efficiency >= in-process's; Ray's added 
 sub-agent <= 5 ms; CPU per call flat in N (the curve is printed).
 
     .venv/bin/python benchmarks/ray_fanout.py [--agents 100 1000 5000] [--steps 5] [--latency 0.2]
-        [--max-parallel 500] [--hosts 2] [--repeats 1] [--json]
+        [--max-parallel 500] [--hosts 2] [--repeats 1] [--effects] [--json]
 """
 
 from __future__ import annotations
@@ -48,6 +48,12 @@ _TICK = os.sysconf("SC_CLK_TCK")
 @tool(idempotent=True)
 async def work(item: int = 0) -> str:
     """Do one unit of work and return its result."""
+    return f"item {item} ok"
+
+
+@tool(name="work")
+async def work_with_effects(item: int = 0) -> str:
+    """Do one unit of work and return its result (not idempotent: journaled before it runs)."""
     return f"item {item} ok"
 
 
@@ -111,7 +117,7 @@ async def one(sw: Swarm, store: RunStore, n: int, steps: int, latency: float, ma
 
 
 async def bench(agents: list[int], steps: int, latency: float, max_parallel: int, hosts: int, repeats: int,
-                db: Path) -> list[dict[str, Any]]:
+                db: Path, effects: bool = False) -> list[dict[str, Any]]:
     import ray
 
     url, stop = start_mock_server(latency)
@@ -123,7 +129,7 @@ async def bench(agents: list[int], steps: int, latency: float, max_parallel: int
         m = model(f"openai:{url}#mock")
 
         def swarm(executor: str) -> Swarm:
-            return Swarm(m, [work], max_parallel=max_parallel, max_agents=max(agents), executor=executor,
+            return Swarm(m, [work_with_effects if effects else work], max_parallel=max_parallel, max_agents=max(agents), executor=executor,
                          ray_hosts=hosts, budgets=Budgets(max_steps=6, max_tool_calls=10 ** 7),
                          sub_budgets=Budgets(max_steps=steps + 3))
 
@@ -194,11 +200,14 @@ def main() -> None:
     ap.add_argument("--max-parallel", type=int, default=500, help="sub-agents at once (both engines)")
     ap.add_argument("--hosts", type=int, default=2, help="Ray actors (worker processes) holding the sub-agents")
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--effects", action="store_true",
+                    help="a tool that is not idempotent: each call waits until the journal holds it (both engines)")
     ap.add_argument("--json", action="store_true", help="also print the rows and verdict as one JSON object")
     a = ap.parse_args()
     print(HEAD, flush=True)
     with tempfile.TemporaryDirectory() as d:
-        rows = asyncio.run(bench(a.agents, a.steps, a.latency, a.max_parallel, a.hosts, a.repeats, Path(d) / "b.db"))
+        rows = asyncio.run(bench(a.agents, a.steps, a.latency, a.max_parallel, a.hosts, a.repeats, Path(d) / "b.db",
+                                 a.effects))
     verdict = report(rows)
     if a.json:
         print(json.dumps({"rows": rows, "verdict": verdict}))
