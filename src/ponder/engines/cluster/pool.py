@@ -77,7 +77,7 @@ def connect(address: str | None = None) -> None:
         where = f"at {address!r}" if address else "(no address given)"
         raise ClusterError(f"cannot join a Ray cluster {where}: {str(e).splitlines()[0]}. Start one with "
                            "`ray start --head` (and `ray start --address HEAD:6379` on the other machines), "
-                           "then pass its address: --ray HEAD:6379") from None
+                           "then pass its address: --ray-address HEAD:6379") from None
 
 
 def _probe(address: str | None, timeout_s: float = 3.0) -> None:

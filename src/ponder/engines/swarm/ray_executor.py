@@ -328,7 +328,7 @@ class RayExecutor:
             return fut
         if self._opening is None or self._opening.get_loop() is not loop:
             old, self.pool = self.pool, None
-            self._reported = {}
+            self._reported = {"failovers": self.failovers}
             cfg = self.swarm.config
             self._opening = loop.create_task(self._open(old, HostPool(cfg.ray_hosts, address=cfg.ray_address,
                                                                       cap=cfg.max_parallel, label="ponder-swarm")))
