@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ from .engines.runtime import run_into
 Sink = Callable[[Event], Any]
 Target = Engine | EngineConfig | dict[str, Any]
 
-__all__ = ["ResumeError", "execute", "open_store", "resume", "resume_into", "run", "stream", "stream_resume"]
+__all__ = ["Recorder", "ResumeError", "execute", "open_store", "recording", "resume", "resume_into", "run", "stream",
+           "stream_resume"]
 
 RESUMABLE = ("interrupted",)
 
@@ -120,6 +121,37 @@ async def resume_into(run_id: str, sink: Sink, *, store: RunStore | None = None,
         finally:
             journal.close()
     finally:
+        if store is None:
+            st.close()
+
+
+class Recorder:
+    """A sink that journals a run driven in another process (a cluster host streams its events
+    here, in order), then hands each event on. `checkpoint()` is the journal's barrier."""
+
+    __slots__ = ("journal", "sink")
+
+    def __init__(self, journal: Journal, sink: Sink):
+        self.journal, self.sink = journal, sink
+
+    def __call__(self, ev: Event) -> None:
+        self.journal(ev)
+        self.sink(ev)
+
+    def checkpoint(self) -> None:
+        self.journal.checkpoint()
+
+
+@contextlib.contextmanager
+def recording(sink: Sink, *, store: RunStore | None = None, db: str | Path | None = None) -> Iterator[Recorder]:
+    """Journal a run whose engine runs elsewhere: the same `Journal` as `execute` (the run row
+    from its first event; a run whose `RunFinished` never came is marked `interrupted`)."""
+    st = open_store(store, db)
+    journal = Journal(st)
+    try:
+        yield Recorder(journal, sink)
+    finally:
+        journal.close()
         if store is None:
             st.close()
 

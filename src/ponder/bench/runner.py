@@ -62,6 +62,9 @@ class CompareConfig:
     thinking: str = "auto"
     first_tool_choice: str | None = None
     corpus: str | None = None  # a folder or saved index: JSONL suites get search tools over it
+    # where units run: "local" (this process) or "ray" (a Ray cluster; results still land here)
+    executor: str = "local"
+    ray_address: str | None = None
 
     def validate(self) -> None:
         bad = [m for m in self.modes if m not in MODES]
@@ -78,6 +81,8 @@ class CompareConfig:
             raise ValueError("--n and --concurrency must be at least 1")
         if self.thinking not in ("on", "off", "auto"):
             raise ValueError(f"thinking must be on, off or auto, not {self.thinking!r}")
+        if self.executor not in ("local", "ray"):
+            raise ValueError(f"executor must be local or ray, not {self.executor!r}")
         if self.first_tool_choice not in (None, "auto", "required", "none"):
             raise ValueError(f"first_tool_choice must be auto, required or none, not {self.first_tool_choice!r}")
         for flag, value, low in (("--max-steps", self.max_steps, 1), ("--sub-max-steps", self.sub_max_steps, 1),
@@ -176,6 +181,7 @@ class Runner:
         self._judge: Any = None
         self.skipped = 0  # units left unstarted by the time budget
         self.not_run: list[tuple[str, str, str, str]] = []  # their keys (suite, task, mode, model)
+        self.cluster: Any = None  # ray_runner.ClusterUnits while a `--ray` comparison runs
 
     def _run_store(self) -> RunStore:
         """The run store the engine runs are journaled in (default `$PONDER_HOME/ponder.db`)."""
@@ -231,11 +237,20 @@ class Runner:
 
         self.store.set_status(cid, "running")
         try:
+            if self.cfg.executor == "ray" and todo:
+                from .ray_runner import ClusterUnits  # imports ray
+
+                self.cluster = await ClusterUnits(self.cfg.to_dict(), self.model_factory, self.engine_factory,
+                                                  address=self.cfg.ray_address).open()
             with bar:
                 await asyncio.gather(*(guarded(w) for w in todo))
         except BaseException:
             self.store.set_status(cid, "interrupted")
             raise
+        finally:
+            if self.cluster is not None:
+                await self.cluster.aclose()
+                self.cluster = None
         self.store.set_status(cid, "partial" if self.skipped else "done")
         return cid
 
@@ -274,9 +289,10 @@ class Runner:
         return rec
 
     async def _single(self, model: ChatModel, task: BenchTask, rec: TaskRecord) -> None:
-        req = ChatRequest(messages=[Message.system(SINGLE_SYSTEM), Message.user(task.question)],
-                          max_tokens=self.cfg.max_tokens)
-        fin = await model.complete(req)
+        if self.cluster is not None:
+            fin = await self.cluster.single((rec.suite, rec.task_id, rec.mode, rec.model))
+        else:
+            fin = await single_call(model, task, self.cfg)
         rec.answer = fin.message.content or (fin.message.reasoning.text if fin.message.reasoning else None)
         rec.steps = rec.critical_steps = rec.model_calls = 1
         rec.prompt_tokens, rec.completion_tokens = fin.usage.prompt_tokens, fin.usage.completion_tokens
@@ -285,9 +301,13 @@ class Runner:
         rec.detail["grounding"] = ground_run(rec.answer, [], task.question).as_dict()  # evidence: the question only
 
     async def _engine(self, engine: str, model: ChatModel, suite: Suite, task: BenchTask, rec: TaskRecord) -> None:
-        runner = self.engine_factory(engine, model, suite.tools(), self.cfg)
-        # journaled like every run (the compare report links each task to its run page)
-        res = await runs.run(runner, task.question, store=self._run_store())
+        if self.cluster is not None:  # on a cluster host; journaled here all the same
+            res = await self.cluster.engine_run((rec.suite, rec.task_id, rec.mode, rec.model), engine,
+                                                self._run_store())
+        else:
+            runner = self.engine_factory(engine, model, suite.tools(), self.cfg)
+            # journaled like every run (the compare report links each task to its run page)
+            res = await runs.run(runner, task.question, store=self._run_store())
         rec.detail["run_id"] = res.run_id
         m = res.metrics
         rec.answer = res.answer
@@ -318,6 +338,12 @@ class Runner:
 
             self._judge = LLMJudge(self.model(self.cfg.judge_model))
         return await self._judge.grade(task.question, answer, str(task.answer))
+
+
+async def single_call(model: ChatModel, task: BenchTask, cfg: CompareConfig) -> Any:
+    """The `single` mode: one call, no tools (here or on a cluster host)."""
+    req = ChatRequest(messages=[Message.system(SINGLE_SYSTEM), Message.user(task.question)], max_tokens=cfg.max_tokens)
+    return await model.complete(req)
 
 
 def _gold_text(gold: Any, limit: int = 400) -> str:

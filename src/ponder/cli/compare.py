@@ -58,6 +58,8 @@ def compare_cmd(
     time_budget: Annotated[float | None, typer.Option(help="Stop starting tasks after this many seconds (resumable).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout (tables go to stderr).")] = False,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+    ray: Annotated[bool, typer.Option("--ray", help="Run the tasks on a Ray cluster (the one `ray start` began on this machine, or $RAY_ADDRESS); results land here.")] = False,
+    ray_address: Annotated[str | None, typer.Option(help="The Ray cluster to use (HOST:PORT or ray://HOST:PORT); implies --ray.")] = None,
 ) -> None:
     """Compare Swarm, Interleaved and a single call on offline suites; print the verdict, write an HTML report."""
     from rich.console import Console
@@ -90,6 +92,8 @@ def compare_cmd(
                             time_budget_s=time_budget, thinking=thinking, first_tool_choice=first_tool_choice,
                             sub_max_steps=sub_max_steps, corpus=str(corpus) if corpus is not None else None,
                             demo=demo_sizes)
+    if ray or ray_address or resume:  # where to run is this invocation's choice, also on --resume
+        cfg.executor, cfg.ray_address = ("ray", ray_address) if ray or ray_address else ("local", None)
     try:
         if retry_errors and not resume:
             raise ValueError("--retry-errors reruns the errored tasks of a stored comparison: give --resume ID too")

@@ -105,6 +105,8 @@ def run_cmd(
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Run python code without the policy check.")] = False,
     max_parallel: Annotated[int | None, typer.Option(help="swarm: most sub-agents at once (default 100).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print every event as a JSON line (and nothing else).")] = False,
+    ray: Annotated[bool, typer.Option("--ray", help="swarm: run the sub-agents on a Ray cluster (the one `ray start` began on this machine, or $RAY_ADDRESS; else a local one).")] = False,
+    ray_address: Annotated[str | None, typer.Option(help="swarm: the Ray cluster to use (HOST:PORT or ray://HOST:PORT); implies --ray.")] = None,
 ) -> None:
     """Run a task: Interleaved (think before every act) or Swarm (parallel sub-agents), live."""
     try:
@@ -114,13 +116,22 @@ def run_cmd(
             preserve_reasoning=not no_preserve, max_steps=max_steps, sub_max_steps=sub_max_steps,
             max_tool_calls=max_tool_calls, max_tokens=max_tokens, max_cost_usd=max_cost, timeout_s=timeout,
             idle_timeout_s=idle_timeout, threads=threads, tools=[t.strip() for t in tools.split(",") if t.strip()],
-            corpus=corpus, self_check=self_check, verify_code=not no_verify, max_parallel=max_parallel)
+            corpus=corpus, self_check=self_check, verify_code=not no_verify, max_parallel=max_parallel,
+            **_cluster_flags(mode, ray, ray_address))
         if not text.strip():
             raise ConfigError("the task is empty: give the question as text (or --file PATH, or - to read stdin)")
         code = run_async(_run(cfg, text, session=session, db=db, json_out=json_out))
     except (PonderError, ValueError) as e:
         raise fail(str(e)) from None
     raise typer.Exit(code)
+
+
+def _cluster_flags(mode: str, ray: bool, address: str | None) -> dict[str, Any]:
+    if not (ray or address):
+        return {}
+    if mode != "swarm":
+        raise ConfigError("--ray runs a swarm's sub-agents on a Ray cluster; add --mode swarm")
+    return {"executor": "ray", "ray_address": address}
 
 
 async def _run(cfg: Any, task: str, *, session: str | None, db: Path | None, json_out: bool) -> int:

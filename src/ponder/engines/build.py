@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..core.errors import ConfigError
 from ..models.base import ChatModel
@@ -58,6 +58,9 @@ class EngineConfig(BaseModel):
     sub_timeout_s: float | None = Field(default=None, gt=0)
     guided: bool | None = None
     orch_max_tokens: int | None = Field(default=None, ge=1)
+    executor: Literal["local", "ray"] = "local"  # swarm: where sub-agents run (ray: a Ray cluster)
+    ray_address: str | None = None  # swarm on ray: the cluster ("auto", HOST:PORT, ray://HOST:PORT)
+    ray_hosts: int | None = Field(default=None, ge=1)  # swarm on ray: actors holding sub-agents (default: one per CPU)
 
     @field_validator("mode")
     @classmethod
@@ -65,6 +68,13 @@ class EngineConfig(BaseModel):
         if v not in ENGINES:
             raise ValueError(f"unknown mode {v!r}; use one of: {', '.join(ENGINES)}")
         return v
+
+    @model_validator(mode="after")
+    def _executor_needs_swarm(self) -> EngineConfig:
+        if self.executor != "local" and self.mode != "swarm":
+            raise ValueError(f"executor {self.executor!r} runs a swarm's sub-agents on a cluster; use mode 'swarm' "
+                             f"(the {self.mode} mode runs in this process)")
+        return self
 
     def run_budgets(self, default_steps: int, default_tool_calls: int | None = None) -> Budgets:
         return Budgets(max_steps=self.max_steps or default_steps,
@@ -142,7 +152,8 @@ def _swarm(cfg: EngineConfig, model: ChatModel, make: ModelFactory, tools: list[
                  budgets=cfg.run_budgets(15, 1_500), sub_budgets=Budgets(max_steps=cfg.sub_max_steps or 100),
                  thinking=cfg.thinking, preserve_reasoning=cfg.preserve_reasoning, verify_code=cfg.verify_code,
                  self_check=cfg.self_check, sub_timeout_s=cfg.sub_timeout_s, guided=cfg.guided,
-                 orch_max_tokens=cfg.orch_max_tokens, first_tool_choice=cfg.first_tool_choice)
+                 orch_max_tokens=cfg.orch_max_tokens, first_tool_choice=cfg.first_tool_choice,
+                 executor=cfg.executor, ray_address=cfg.ray_address, ray_hosts=cfg.ray_hosts)
 
 
 register_engine("interleaved", _interleaved)

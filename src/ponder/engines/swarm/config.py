@@ -9,6 +9,7 @@ from ..base import Budgets
 
 ORCH = "orchestrator"  # the orchestrator's agent id in events
 DEFAULT_MEMORY_CHARS = 4_000
+EXECUTORS = ("local", "ray")
 
 
 def _orch_budgets() -> Budgets:
@@ -46,6 +47,11 @@ class SwarmConfig:
     orch_max_tokens: int | None = None
     system_prompt: str | None = None  # the orchestrator's
     reward_lambdas: tuple[float, float] = (0.1, 0.1)
+    # where sub-agents run: "local" (tasks on this process's event loop) or "ray" (async actors
+    # spread over a Ray cluster; the driver keeps the scheduler, shared memory and journal)
+    executor: str = "local"
+    ray_address: str | None = None  # "auto", "HOST:PORT", "ray://HOST:PORT"; None: ray.init()'s default
+    ray_hosts: int | None = None  # Ray actors holding the sub-agents (default: one per CPU of the cluster)
 
     def __post_init__(self) -> None:
         if self.max_parallel < 1:
@@ -59,6 +65,10 @@ class SwarmConfig:
             raise ValueError(f"orchestrator_thinking must be 'on', 'off' or 'auto', not {self.orchestrator_thinking!r}")
         if self.sub_timeout_s is not None and self.sub_timeout_s <= 0:
             raise ValueError(f"sub_timeout_s must be positive (got {self.sub_timeout_s})")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, not {self.executor!r}")
+        if self.ray_hosts is not None and self.ray_hosts < 1:
+            raise ValueError(f"ray_hosts must be at least 1 (got {self.ray_hosts})")
         object.__setattr__(self, "min_subtasks", max(1, min(self.min_subtasks, self.max_agents)))
 
     @property

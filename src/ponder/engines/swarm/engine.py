@@ -35,9 +35,10 @@ from ..runtime import RunContext, Runnable
 from . import metrics as M
 from . import prompts
 from .config import ORCH, SwarmConfig
+from .executors import Executor, make_executor
 from .orchestrator import Orchestrator, orchestrator_tools
 from .state import SwarmRun
-from .workers import AgentFactory, interleaved_factory, run_task
+from .workers import AgentFactory, interleaved_factory
 
 ScoreFn = Callable[[str | None], float | Awaitable[float]]
 
@@ -76,6 +77,7 @@ class Swarm(Runnable):
         self.agent_factory = agent_factory or interleaved_factory
         self.settings: dict[str, Any] | None = None  # set by build_engine: what rebuilds this engine
         self._orch: Orchestrator | None = None
+        self.executor: Executor = make_executor(self)  # where sub-agents run (config.executor)
 
     @property
     def budgets(self):  # type: ignore[no-untyped-def]
@@ -106,7 +108,8 @@ class Swarm(Runnable):
 
     # ---- the engine contract ----------------------------------------------------------------
     async def drive(self, task: str, ctx: RunContext) -> Outcome:
-        run = SwarmRun(self, task, ctx, run_task)
+        await self.executor.prepare()  # e.g. join the Ray cluster: a wrong address ends the run here
+        run = SwarmRun(self, task, ctx, self.executor.run_task)
         ctx.state = run
         cfg = self.config
         tool_list = ", ".join(f"{t.name} ({t.description.splitlines()[0][:80]})" for t in self.toolbox) or "(none)"
@@ -169,6 +172,9 @@ class Swarm(Runnable):
                     "model": self.model.name, "sub_model": self.sub_model.name,
                 },
             )
+            where = self.executor.report()
+            if where is not None:
+                metrics.extra["executor"] = where
             return Outcome(status, answer, reason), metrics
         finally:
             run.release()
@@ -176,3 +182,7 @@ class Swarm(Runnable):
 
     def history(self) -> list[Message]:
         return list(self._orch.messages) if self._orch is not None else []
+
+    async def aclose(self) -> None:
+        """Release the executor's resources (a Ray executor's actors); the models stay open."""
+        await self.executor.aclose()

@@ -20,6 +20,8 @@ from . import prompts
 from .scheduler import Task
 
 if TYPE_CHECKING:
+    from ..replay import LaneReplay
+    from .config import SwarmConfig
     from .state import SwarmRun
 
 AgentFactory = Callable[..., Any]
@@ -53,21 +55,34 @@ class _Counted:
         return getattr(self.inner, name)
 
 
-async def run_task(run: SwarmRun, task: Task) -> None:
-    """Run one sub-agent task to its end, recording the outcome on the task's record."""
+def prepare(run: SwarmRun, task: Task) -> tuple[str, str, LaneReplay | None]:
+    """A sub-agent's system prompt, its task text and (resumed) its journaled lane; the
+    inputs are recorded for the trajectory export. Shared by every executor."""
     rec, a = task.rec, task.spec
-    cfg = run.cfg
     system = a.instructions + prompts.SUBAGENT_SUFFIX.format(name=a.name)
     lane = run.ctx.replay.lanes.get(rec.agent_id) if run.ctx.replay is not None else None
     users = [m.content or "" for m in lane.messages if m.role == "user"] if lane is not None else []
     text = users[0] if users else run.task_text(task)  # resumed: the very text it was given
     run.inputs[rec.agent_id] = {"system": system, "user": text}
+    return system, text, lane
+
+
+def make_agent(factory: AgentFactory, cfg: SwarmConfig, model: Any, tools: Sequence[Tool], system: str,
+               agent_id: str) -> Any:
+    """One sub-agent, the same wherever it runs (this process or a cluster host)."""
+    return factory(model, tools, budgets=cfg.sub_budgets, system_prompt=system, agent_id=agent_id,
+                   thinking=cfg.thinking, preserve_reasoning=cfg.preserve_reasoning, verify_code=cfg.verify_code,
+                   self_check=cfg.self_check, first_tool_choice=cfg.first_tool_choice)
+
+
+async def run_task(run: SwarmRun, task: Task) -> None:
+    """Run one sub-agent task to its end, recording the outcome on the task's record."""
+    rec = task.rec
+    cfg = run.cfg
+    system, text, lane = prepare(run, task)
     model = _Counted(run.swarm.sub_model, lane.steps if lane is not None else 0)
     tools = run.tools_for(task, lambda: model.calls)
-    agent = run.swarm.agent_factory(model, tools, budgets=cfg.sub_budgets, system_prompt=system,
-                                    agent_id=rec.agent_id, thinking=cfg.thinking,
-                                    preserve_reasoning=cfg.preserve_reasoning, verify_code=cfg.verify_code,
-                                    self_check=cfg.self_check, first_tool_choice=cfg.first_tool_choice)
+    agent = make_agent(run.swarm.agent_factory, cfg, model, tools, system, rec.agent_id)
     emit = run.emit
 
     def sink(ev: Event) -> None:
@@ -90,9 +105,13 @@ async def run_task(run: SwarmRun, task: Task) -> None:
         return
     outcome = check_answer(outcome)  # "done" or nothing is not a sub-agent's result
     turn = getattr(agent, "turn", None)
-    if turn is not None:
-        rec.steps = turn.steps
-    rec.answer = outcome.answer
-    rec.status = outcome.status
-    if outcome.status != "ok":
-        rec.error = outcome.reason or outcome.status
+    record_outcome(rec, outcome.status, outcome.answer, outcome.reason, turn.steps if turn is not None else None)
+
+
+def record_outcome(rec: Any, status: str, answer: str | None, reason: str | None, steps: int | None) -> None:
+    if steps is not None:
+        rec.steps = steps
+    rec.answer = answer
+    rec.status = status
+    if status != "ok":
+        rec.error = reason or status
