@@ -120,7 +120,8 @@ class Journal:
         tp = type(ev)
         if tp is ModelCallFinished:
             self._schedule(self.call_gap_s)
-        elif tp is RunStarted or tp is RunFinished or (tp is MessageAppended and ev.message.role == "user"):  # type: ignore[attr-defined]
+        elif tp is RunStarted or tp is RunFinished or (
+                tp is MessageAppended and ev.agent == self.main_agent and ev.message.role == "user"):  # type: ignore[attr-defined]
             # the run row exists from the first event, a question is kept the moment it is asked,
             # and the end is never left in a buffer
             self.flush()
