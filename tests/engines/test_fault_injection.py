@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from ponder.core.events import AgentFinished, RunFinished, ToolResult, event_to_json
-from ponder.core.journal import CALL_GAP_S
+from ponder.core.journal import FLUSH_S
 from ponder.core.store import RunStore
 from ponder.engines.replay import replay
 from ponder.testing_http import MockOpenAIServer, MockReply, sse_text_reply
@@ -119,29 +119,34 @@ async def _proc(args: list[str], kill_after: float | None, env: dict[str, str]) 
             if p.returncode == -signal.SIGKILL:
                 return None, "", killed
     out, err = await out_task
-    assert p.returncode in (0, 3), err.decode()[-2000:]
+    # (255: asyncio's child watcher lost the status of a process that ended as it was killed;
+    # its output says whether it finished)
+    assert p.returncode in (0, 3) or (p.returncode == 255 and out.strip()), err.decode()[-2000:]
     return p.returncode, out.decode(), None
 
 
-def _explained(requests: list[tuple[float, float | None, str]], kills: list[float]) -> tuple[int, int, list[str]]:
-    """What the kills explain: requests not answered in full when a kill came (in flight), and
-    requests sent again because the kill came before their reply was whole or within the
-    journal's commit window after it; and the repeated requests that no kill explains (a
-    finished call paid for twice)."""
-    window = CALL_GAP_S + 0.05  # a reply commits within the gap; the margin is the event loop's
-    inflight = sum(1 for t, d, _ in requests for k in kills if t <= k and (d is None or d > k))
+def _explained(requests: list[tuple[float, float | None, str]], kills: list[float]) -> tuple[int, list[str]]:
+    """What the kills explain, and what they do not.
+
+    A kill loses what the journal had not committed yet: replies of calls in flight, and
+    anything from the last commit window (a finished call commits within 50 ms, its tool
+    results within 100 ms). Each such call may be sent again after the resume, the same or,
+    when a tool's outcome became unknown, with a different history. So: the number of calls
+    in flight at a kill or finished within the window before it (what a resume may repeat),
+    and the repeated requests whose first copy had finished well before every kill (a
+    finished, journaled call paid for twice: never allowed)."""
+    window = FLUSH_S + 0.25  # (+ the event loop's lag on a busy 2-core machine: a timer fires late)
+    at_risk = sum(1 for t, d, _ in requests for k in kills if t <= k and (d is None or d >= k - window))
     first: dict[str, tuple[float, float | None]] = {}
-    again, bad = 0, []
+    bad = []
     for t, d, key in requests:
         if key in first:
             t0, d0 = first[key]
-            if any(t0 <= k and (d0 is None or k <= d0 + window) for k in kills):
-                again += 1
-            else:
-                bad.append(key[:200])
+            if not any(t0 <= k and (d0 is None or k <= d0 + window) for k in kills):
+                bad.append(f"…{key[-300:]} (first sent {t0:.3f}, answered {d0}, kills {kills})")
         else:
             first[key] = (t, d)
-    return inflight, again, bad
+    return at_risk, bad
 
 
 def _last_json(out: str) -> dict:
@@ -187,7 +192,7 @@ async def test_swarm_killed_at_random_points_resumes_to_the_same_answer(tmp_path
 
         rng = random.Random(20261201)
         total_kills, r = 0, 0
-        extra: list[tuple[int, int, int, int]] = []  # per run: extra requests, kills, in flight at them, sent again
+        extra: list[tuple[int, int, int]] = []  # per run: extra requests, kills, calls at risk at the kills
         while total_kills < 20:
             r += 1
             run_id, db, fx = f"run{r}", str(tmp_path / f"r{r}.db"), str(tmp_path / f"r{r}.fx")
@@ -203,12 +208,11 @@ async def test_swarm_killed_at_random_points_resumes_to_the_same_answer(tmp_path
             total_kills += len(kills)
             assert _last_json(out)["answer"] == answer0, f"run {r} after {len(kills)} kills"
             reqs = server.since(start)
-            inflight, again, repeated = _explained(reqs, kills)
-            # calls are not paid for twice beyond what the kills explain (the issue's bound is
-            # `calls0 + kills`; with 20 agents calling at once a kill catches several calls in
-            # flight, and those re-issued are counted here as `again`)
-            extra.append((len(reqs) - calls0, len(kills), inflight, again))
-            assert len(reqs) <= calls0 + len(kills) + again + inflight, (len(reqs), calls0, len(kills), inflight, again)
+            at_risk, repeated = _explained(reqs, kills)
+            # the issue's bound is `calls0 + kills`; with 20 agents calling at once a kill catches
+            # several calls in flight or not yet committed, and each of those may be sent again
+            extra.append((len(reqs) - calls0, len(kills), at_risk))
+            assert len(reqs) <= calls0 + len(kills) + at_risk, (len(reqs), calls0, len(kills), at_risk)
             assert not repeated, f"finished calls paid for twice: {repeated}"
             store = RunStore(db)
             evs = _check_journal(store, run_id)
@@ -221,7 +225,7 @@ async def test_swarm_killed_at_random_points_resumes_to_the_same_answer(tmp_path
             store.close()
         assert total_kills >= 20
         print(f"\nswarm fault injection: {total_kills} kills over {r} runs; per run (extra requests, kills, "
-              f"in flight at the kills, sent again): {extra}")
+              f"calls in flight or not yet committed at the kills): {extra}")
 
 
 async def test_session_run_killed_and_resumed_with_the_cli(tmp_path):
