@@ -28,7 +28,7 @@ from ..core.events import Event, ModelCallFinished, RunFinished, RunStarted
 from ..core.store import RunStore
 from ..engines.base import RunResult
 from ..engines.cluster.host import JobIO
-from ..engines.cluster.pool import HostLost, HostPool, require_ray
+from ..engines.cluster.pool import FutureHandler, HostLost, HostPool, require_ray
 from ..engines.replay import RunReplay, replay
 from ..engines.runtime import run_into
 from ..models.base import ChatModel
@@ -110,7 +110,7 @@ class UnitJob:
         return None
 
 
-class _Unit:
+class _Unit(FutureHandler):
     """The driver's end of one unit's channel (a `pool.Handler`)."""
 
     __slots__ = ("sink", "fut")
@@ -127,13 +127,6 @@ class _Unit:
             self.sink.checkpoint()
         return True
 
-    def on_done(self, status: str, value: Any) -> None:
-        if not self.fut.done():
-            self.fut.set_result((status, value))
-
-    def on_lost(self, reason: str) -> None:
-        if not self.fut.done():
-            self.fut.set_exception(HostLost(reason))
 
 
 class ClusterUnits:

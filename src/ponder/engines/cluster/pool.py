@@ -48,6 +48,22 @@ class Handler(Protocol):
     def on_lost(self, reason: str) -> None: ...
 
 
+class FutureHandler:
+    """The end of a `Handler`: a job's result (or the loss of its host) resolves `fut`.
+    Subclasses add `on_event` and `on_request` (their `__slots__` must include `fut`)."""
+
+    __slots__ = ()
+    fut: asyncio.Future[Any]
+
+    def on_done(self, status: str, value: Any) -> None:
+        if not self.fut.done():
+            self.fut.set_result((status, value))
+
+    def on_lost(self, reason: str) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(HostLost(reason))
+
+
 def require_ray() -> None:
     """Raise the one-line fix when Ray is not installed here."""
     try:

@@ -51,7 +51,7 @@ from ...core.events import (
 from ...tools.base import Tool, ToolFailure
 from ..base import Budgets
 from ..cluster.host import JobIO
-from ..cluster.pool import HostLost, HostPool, connect, require_ray
+from ..cluster.pool import FutureHandler, HostLost, HostPool, connect, require_ray
 from ..replay import LaneReplay, replay
 from ..runtime import RunContext
 from .config import ORCH, SwarmConfig
@@ -230,7 +230,7 @@ class AgentJob:
 
 
 # ---- the driver's side -----------------------------------------------------------------------------
-class _Agent:
+class _Agent(FutureHandler):
     """Routes one sub-agent's channel into the run (a `pool.Handler`)."""
 
     __slots__ = ("run", "rec", "fut", "keep", "pool", "step", "_mem")
@@ -284,13 +284,6 @@ class _Agent:
         ok, content, _ = await t.run(kw)
         return ok, content
 
-    def on_done(self, status: str, value: Any) -> None:
-        if not self.fut.done():
-            self.fut.set_result((status, value))
-
-    def on_lost(self, reason: str) -> None:
-        if not self.fut.done():
-            self.fut.set_exception(HostLost(reason))
 
 
 class RayExecutor:
