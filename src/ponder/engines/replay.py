@@ -15,11 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.events import (
-    AgentFinished,
     Event,
     MessageAppended,
     ModelCallFinished,
-    RunFinished,
     RunStarted,
     StepFinished,
     StepStarted,
@@ -30,7 +28,7 @@ from ..core.telemetry import RunTelemetry
 
 
 class ReplayError(ValueError):
-    """The journal cannot be resumed (no start event, a gap in a conversation, already over)."""
+    """The journal cannot be resumed (no start event, a gap in a conversation)."""
 
 
 @dataclass
@@ -43,7 +41,6 @@ class LaneReplay:
     steps: int = 0  # completed steps (StepFinished)
     open_step: int | None = None  # a StepStarted with no StepFinished yet
     results: dict[str, ToolResult] = field(default_factory=dict)  # tool results by call id
-    finished: AgentFinished | None = None
     unappended_reply: Message | None = None  # a finished call of the open step not yet in the conversation
     step_has_reply: bool = False  # the open step's reply is in the conversation
 
@@ -72,7 +69,6 @@ class RunReplay:
     attempts: int  # how many starts the journal holds (the next attempt's number)
     wall_s: float  # active time of the earlier attempts
     last_content: str | None = None  # the main agent's latest text
-    finished: RunFinished | None = None
 
 
 def replay(events: Iterable[Event], *, main_agent: str | None = None) -> RunReplay:
@@ -87,7 +83,6 @@ def replay(events: Iterable[Event], *, main_agent: str | None = None) -> RunRepl
     wall = 0.0
     seg_start: float | None = None
     last_ts = first.ts
-    finished: RunFinished | None = None
     main = main_agent or first.agent
 
     def lane(agent: str) -> LaneReplay:
@@ -135,10 +130,6 @@ def replay(events: Iterable[Event], *, main_agent: str | None = None) -> RunRepl
                 ln.unappended_reply = ev.message  # type: ignore[attr-defined]
         elif tp is ToolResult:
             lane(ev.agent).results[ev.call_id] = ev  # type: ignore[attr-defined,assignment]
-        elif tp is AgentFinished:
-            lane(ev.agent_id).finished = ev  # type: ignore[attr-defined,assignment]
-        elif tp is RunFinished:
-            finished = ev  # type: ignore[assignment]
         telemetry.observe(ev)
         last_ts = ev.ts
     if seg_start is not None:
@@ -154,4 +145,4 @@ def replay(events: Iterable[Event], *, main_agent: str | None = None) -> RunRepl
                 break
     return RunReplay(run_id=first.run_id, task=first.task, mode=first.mode, config=dict(first.config), started=first,
                      events=evs, lanes=lanes, telemetry=telemetry, attempts=attempts, wall_s=wall,
-                     last_content=last_content, finished=finished)
+                     last_content=last_content)

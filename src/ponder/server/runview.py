@@ -65,17 +65,18 @@ class RunView:
         self.calls = 0
 
     # ---- feeding ------------------------------------------------------------------------------
-    def feed_rows(self, rows: Iterable[tuple[int, str]]) -> int:
+    def feed_rows(self, rows: Iterable[tuple[int, str | bytes | dict[str, Any]]]) -> int:
         n = 0
         for seq, raw in rows:
             self.feed(seq, raw)
             n += 1
         return n
 
-    def feed(self, seq: int, raw: str | bytes) -> None:
+    def feed(self, seq: int, raw: str | bytes | dict[str, Any]) -> None:
+        """One journal entry: its JSON, or already parsed (`RunStore.event_objects`)."""
         self.seq = max(self.seq, seq)
         try:
-            d = orjson.loads(raw)
+            d = raw if type(raw) is dict else orjson.loads(raw)  # type: ignore[arg-type]
             kind = d["type"]
             agent = str(d.get("agent") or "main")
             ts = float(d.get("ts") or self.last_ts)
@@ -429,7 +430,7 @@ _HANDLERS = {
 }
 
 
-def build(row: dict[str, Any], rows: Iterable[tuple[int, str]]) -> RunView:
+def build(row: dict[str, Any], rows: Iterable[tuple[int, str | bytes | dict[str, Any]]]) -> RunView:
     view = RunView(row)
     view.feed_rows(rows)
     return view

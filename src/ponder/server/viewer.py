@@ -9,7 +9,7 @@ Pages (plain HTML, CSS and JS under `static/`, no CDN: they work offline):
 
 The page is drawn from the view `runview.RunView` folds out of the journal (the critical
 path is computed here, from the swarm's metrics module). A running run is followed live:
-`/api/runs/{id}/stream` polls the journal (`RunStore.event_rows(after=seq)`) every 150 ms
+`/api/runs/{id}/stream` polls the journal (`RunStore.event_objects(after=seq)`) every 150 ms
 and sends what changed as one SSE `patch` event, until the run's `run_finished` arrives or
 the store reports it is no longer running (interrupted); then it sends `end`.
 """
@@ -28,7 +28,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from ..core.events import event_to_json
-from ..core.store import RunStore, decode_event
+from ..core.store import RunStore, decode_object
 from .discovery import viewer_url
 from .runview import RunView
 
@@ -117,9 +117,9 @@ def viewer_router(store: RunStore) -> APIRouter:
         row = find(run_id)
         calls: dict[int, Any] = {}
         parts = []
-        for seq, raw in store.event_rows(row["id"]):
+        for seq, obj in store.event_objects(row["id"]):
             try:
-                ev = decode_event(raw, calls)
+                ev = decode_object(obj, calls)
             except ValueError as e:
                 raise HTTPException(500, f"journal row {seq} of run {row['id']} cannot be read: {e}") from None
             if ev.type == "model_call_finished":
@@ -131,7 +131,7 @@ def viewer_router(store: RunStore) -> APIRouter:
     @router.get("/api/runs/{run_id}")
     async def run_view(run_id: str) -> Response:
         row = find(run_id)
-        rows = store.event_rows(row["id"])
+        rows = list(store.event_objects(row["id"]))
         view = await asyncio.to_thread(_build, row, rows)
         return _json(view)
 
@@ -147,7 +147,7 @@ def viewer_router(store: RunStore) -> APIRouter:
     return router
 
 
-def _build(row: dict[str, Any], rows: list[tuple[int, str]]) -> dict[str, Any]:
+def _build(row: dict[str, Any], rows: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
     view = RunView(row)
     view.feed_rows(rows)
     return view.snapshot()
@@ -162,7 +162,7 @@ async def _follow(store: RunStore, row: dict[str, Any], after: int, request: Req
     """Patches of a run from the journal row `after` on, until it ends (module docstring)."""
     view = RunView(row)
     run_id = row["id"]
-    rows = store.event_rows(run_id)
+    rows = list(store.event_objects(run_id))
     if after >= 0:  # the page has everything up to `after` (a reconnect says where it got to)
         view.feed_rows(r for r in rows if r[0] <= after)
         view.patch()
@@ -180,7 +180,7 @@ async def _follow(store: RunStore, row: dict[str, Any], after: int, request: Req
         await asyncio.sleep(POLL_S)
         if await request.is_disconnected():
             return
-        rows = store.event_rows(run_id, after=view.seq)
+        rows = list(store.event_objects(run_id, after=view.seq))
         now = time.monotonic()
         if not rows and now - checked >= STATUS_EVERY_S:
             checked = now
@@ -189,7 +189,7 @@ async def _follow(store: RunStore, row: dict[str, Any], after: int, request: Req
             except KeyError:
                 status = "interrupted"
             if status != "running":
-                rows = store.event_rows(run_id, after=view.seq)  # what was written before it stopped
+                rows = list(store.event_objects(run_id, after=view.seq))  # what was written before it stopped
                 view.row = {**view.row, "status": status}
         if rows or now - sent >= HEARTBEAT_S or view.row.get("status") != "running":
             view.feed_rows(rows)
