@@ -45,3 +45,14 @@ def test_messages_are_frozen_keep_reasoning_and_raw_arguments():
     assert Message.model_validate_json(m.model_dump_json()) == m  # byte-exact round trip
     assert ToolCall(id="2", name="g", arguments={"b": [1]}).arguments_json() == '{"b": [1]}'
     assert m.wire_cache() is m.wire_cache() and m.model_copy().wire_cache() is not m.wire_cache()
+
+
+def test_run_metrics_never_share_their_dicts_between_runs():
+    from ponder.engines.base import Budgets
+    from ponder.engines.runtime import RunContext
+
+    a, b = RunContext(run_id="a", budgets=Budgets()), RunContext(run_id="b", budgets=Budgets())
+    ma, mb = a.base_metrics(), b.base_metrics()
+    ma.extra["x"] = 1
+    ma.usage.prompt_tokens = 5
+    assert mb.extra == {} and mb.rewards is not ma.rewards and b.telemetry.usage.prompt_tokens == 0

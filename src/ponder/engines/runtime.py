@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import statistics
 import time
 import uuid
@@ -82,19 +83,18 @@ class RunContext:
         t = self.telemetry
         base: dict[str, Any] = dict(
             tool_calls=t.tool_calls, tool_errors=t.tool_errors, model_calls=t.model_calls,
-            model_errors=t.model_errors, damaged_streams=t.damaged_streams, usage=t.usage.__add__(_ZERO),
+            model_errors=t.model_errors, damaged_streams=t.damaged_streams, usage=copy.copy(t.usage),
             cost_usd=t.cost_usd, ttft_first_s=t.ttfts[0] if t.ttfts else None,
             ttft_median_s=statistics.median(t.ttfts) if t.ttfts else None,
             decode_tps_median=statistics.median(t.decode_tps) if t.decode_tps else None,
             wall_s=round(self.elapsed(), 4), attempts=self.attempt + 1,
         )
         base.update(fields)
-        return RunMetrics.model_construct(**{**_METRIC_DEFAULTS, **base})
+        # model_construct: the figures are typed already; fresh dicts, never shared between runs
+        return RunMetrics.model_construct(**{**_METRIC_DEFAULTS, "rewards": {}, "extra": {}, **base})
 
 
-_ZERO = RunMetrics().usage
 _METRIC_DEFAULTS = {k: v for k, v in RunMetrics().__dict__.items() if k not in ("usage", "rewards", "extra")}
-_METRIC_DEFAULTS.update(rewards={}, extra={})
 
 
 class _Stop:
