@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mock_openai_server import start_mock_server  # noqa: E402
-from swarm_fanout import _WORK_SCHEMA, _post, floor_client, work  # noqa: E402
+from swarm_fanout import floor_agent, floor_client, work  # noqa: E402
 
 from ponder import runs  # noqa: E402
 from ponder.core.store import RunStore  # noqa: E402
@@ -35,20 +35,7 @@ from ponder.models.registry import model  # noqa: E402
 
 
 async def floor(url: str, steps: int, client: Any) -> int:
-    import json
-
-    msgs: list[dict[str, Any]] = [{"role": "system", "content": "You are a worker."},
-                                  {"role": "user", "content": f"do it; STEPS {steps}"}]
-    n = 0
-    while True:
-        msg = await _post(client, url, msgs, [_WORK_SCHEMA])
-        n += 1
-        msgs.append(msg)
-        if not msg.get("tool_calls"):
-            return n
-        for tc in msg["tool_calls"]:
-            args = json.loads(tc["function"]["arguments"] or "{}")
-            msgs.append({"role": "tool", "tool_call_id": tc["id"], "content": await work.fn(**args)})
+    return await floor_agent(client, url, f"do it; STEPS {steps}")
 
 
 async def engine(url: str, steps: int, store: RunStore | None) -> int:

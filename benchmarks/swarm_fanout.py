@@ -98,6 +98,22 @@ async def _post(client: aiohttp.ClientSession, url: str, messages: list[dict[str
     return msg
 
 
+async def floor_agent(client: aiohttp.ClientSession, url: str, task: str) -> int:
+    """One worker agent by hand: post, run the tool, append the messages, until it answers.
+    Returns its number of model calls."""
+    msgs: list[dict[str, Any]] = [{"role": "system", "content": "You are a worker."}, {"role": "user", "content": task}]
+    n = 0
+    while True:
+        msg = await _post(client, url, msgs, [_WORK_SCHEMA])
+        n += 1
+        msgs.append(msg)
+        if not msg.get("tool_calls"):
+            return n
+        for tc in msg["tool_calls"]:
+            args = json.loads(tc["function"]["arguments"] or "{}")
+            msgs.append({"role": "tool", "tool_call_id": tc["id"], "content": f"item {args.get('item')} ok"})
+
+
 def floor_client() -> aiohttp.ClientSession:
     """The floor's client: the same library and pool limit as ponder's shared session."""
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512), timeout=aiohttp.ClientTimeout(total=300.0))
@@ -109,18 +125,7 @@ async def run_floor(url: str, agents: int, steps: int, latency: float, client: a
     n_calls = 0
     if True:
         async def agent(i: int) -> int:
-            msgs: list[dict[str, Any]] = [{"role": "system", "content": "You are a worker."},
-                                          {"role": "user", "content": f"part {i}; STEPS {steps}"}]
-            n = 0
-            while True:
-                msg = await _post(client, url, msgs, [_WORK_SCHEMA])
-                n += 1
-                msgs.append(msg)
-                if not msg.get("tool_calls"):
-                    return n
-                for tc in msg["tool_calls"]:
-                    args = json.loads(tc["function"]["arguments"] or "{}")
-                    msgs.append({"role": "tool", "tool_call_id": tc["id"], "content": f"item {args.get('item')} ok"})
+            return await floor_agent(client, url, f"part {i}; STEPS {steps}")
 
         async def orch_call(msgs: list[dict[str, Any]]) -> dict[str, Any]:
             msg = await _post(client, url, msgs, orch_tools)
