@@ -140,3 +140,28 @@ def test_older_store_is_migrated(tmp_path):
     c.commit()
     rows = RunStore(tmp_path / "old.db").runs()
     assert rows[0]["id"] == "a" and rows[0]["status"] == "ok" and rows[0]["config"] is None
+
+
+def test_processes_opening_a_new_store_together_all_succeed(tmp_path):
+    """A server and a first `ponder run` may create the same store at once (WAL switch and
+    schema race): every opener gets a working store."""
+    import threading
+
+    for r in range(15):
+        path, errors, opened = tmp_path / f"s{r}.db", [], []
+        barrier = threading.Barrier(4)
+
+        def open_it(path=path, errors=errors, opened=opened, barrier=barrier):
+            barrier.wait()
+            try:
+                opened.append(RunStore(path))
+            except Exception as e:  # noqa: BLE001 - collected and asserted below
+                errors.append(e)
+
+        threads = [threading.Thread(target=open_it) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors and len(opened) == 4
+        assert {r[1] for r in opened[0]._conn.execute("PRAGMA table_info(runs)")} >= {"config", "pid", "attempts"}

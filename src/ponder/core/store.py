@@ -24,6 +24,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,17 +59,24 @@ CREATE TABLE IF NOT EXISTS runs (
     reason TEXT,
     metrics TEXT,
     started REAL NOT NULL,
-    finished REAL
+    finished REAL,
+    config TEXT,
+    pid INTEGER,
+    proc_start TEXT,
+    host TEXT,
+    updated REAL,
+    attempts INTEGER DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS runs_session ON runs(session, started);
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     seq INTEGER NOT NULL,
     event TEXT NOT NULL,
+    n INTEGER,
     PRIMARY KEY (run_id, seq)
 );
 """
-# columns added since the first schema (older stores are migrated on open)
+# columns added since the first schema: a new store has them; an older one gets them on open
 _RUN_COLUMNS = {"config": "TEXT", "pid": "INTEGER", "proc_start": "TEXT", "host": "TEXT", "updated": "REAL",
                 "attempts": "INTEGER DEFAULT 1"}
 _EVENT_COLUMNS = {"n": "INTEGER"}  # n > 1: the row holds a batch of n events (a JSON array), seq is the first
@@ -121,22 +129,35 @@ class RunStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
             self.lock = self._lock = threading.Lock()
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA)
-            have = {r[1] for r in self._conn.execute("PRAGMA table_info(runs)")}
-            for col, decl in _RUN_COLUMNS.items():
-                if col not in have:
-                    self._conn.execute(f"ALTER TABLE runs ADD COLUMN {col} {decl}")
-            have = {r[1] for r in self._conn.execute("PRAGMA table_info(events)")}
-            for col, decl in _EVENT_COLUMNS.items():
-                if col not in have:
-                    self._conn.execute(f"ALTER TABLE events ADD COLUMN {col} {decl}")
+            for attempt in range(50):  # processes opening a new store together: the setup waits its turn
+                try:
+                    self._setup()
+                    break
+                except sqlite3.OperationalError as e:
+                    if "locked" not in str(e) or attempt == 49:
+                        raise
+                    time.sleep(0.02 * (attempt + 1))
         except (OSError, sqlite3.Error) as e:
             raise ConfigError(
                 f"cannot open the run store at {self.path}: {e}. Pass another path with --db or set PONDER_HOME."
             ) from e
+
+    def _setup(self) -> None:
+        """WAL, the schema, and the columns an older store lacks. (Switching to WAL takes a lock
+        that does not wait on the busy timeout, hence the caller's retries.)"""
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+        for table, cols in (("runs", _RUN_COLUMNS), ("events", _EVENT_COLUMNS)):
+            have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            for col, decl in cols.items():
+                if col not in have:
+                    try:
+                        self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")
+                    except sqlite3.OperationalError as e:  # another process migrated it just now
+                        if "duplicate column" not in str(e):
+                            raise
 
     def close(self) -> None:
         with self._lock:
