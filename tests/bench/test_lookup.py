@@ -10,6 +10,7 @@ from ponder.bench.graders import grade, parse_pairs
 from ponder.bench.runner import CompareConfig, Runner
 from ponder.bench.store import CompareStore
 from ponder.bench.suites import load_suite
+from ponder.core.messages import ToolCall
 from ponder.models.base import ChatRequest
 from ponder.testing import Reply, ScriptedModel
 
@@ -38,9 +39,15 @@ async def test_lookup_wide_tool_reads_names_as_a_search_box_and_keeps_the_runs_t
     first, second = task.answer.rows[0], task.answer.rows[1]
     ok, content, _ = await tool.run({"entity": first["entity"]})
     fact = f"{first['entity']} {task.meta['phrase']} {first['value']}"
-    assert ok and content.startswith(fact) and content.endswith(fact)  # this call's fact first, then the table
+    assert ok and content == fact  # one lookup so far: the fact alone
     ok, content, _ = await tool.run({"entity": f"2. {second['entity'].lower()}"})  # list numbering, case
     assert ok and "so far (2" in content and content.splitlines()[-1].startswith(second["entity"])
+    assert content.splitlines()[2] == fact  # this call's fact first, then the agent's table, oldest first
+    # the table is the calling agent's: a swarm sub-agent sees only its own lookups
+    res = await tool.result(ToolCall(id="c1", name="lookup", arguments={"entity": second["entity"]}), agent="agent-7")
+    assert res.ok and "so far" not in res.content and res.content.startswith(second["entity"])
+    ok, content, _ = await tool.run({"entity": "1954"})
+    assert not ok and "is a number" in content
     ok, content, _ = await tool.run({"entity": second["entity"][:-1]})  # one close spelling
     assert ok and content.startswith(second["entity"])
     ok, content, _ = await tool.run({"entity": "Nowhere Town"})
@@ -49,7 +56,7 @@ async def test_lookup_wide_tool_reads_names_as_a_search_box_and_keeps_the_runs_t
     ok, content, _ = await tool.run({"entity": event})
     assert not ok and "is an event" in content and "city, company, person" in content
     ok, content, _ = await suite.tools()[0].run({"entity": first["entity"]})  # a new run starts a new table
-    assert "so far (1" in content
+    assert "so far" not in content and content.startswith(first["entity"])
 
 
 def suite_entities(suite) -> list[str]:

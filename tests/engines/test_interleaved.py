@@ -21,7 +21,7 @@ from ponder.engines.thinking import decide, turn_needs_thinking
 from ponder.models.base import CallAssembler, ChatModel, ChatRequest
 from ponder.models.catalog import ModelSpec
 from ponder.testing import Reply, ScriptedModel
-from ponder.tools.base import tool
+from ponder.tools.base import ToolFailure, tool
 
 
 @tool
@@ -270,6 +270,26 @@ async def test_repeated_identical_tool_call_forces_an_answer_step():
     assert res.status == "ok" and res.answer == "3"
     assert [r.tool_choice for r in m.requests] == [None, None, "none"]
     assert res.metrics.repeat_guards == 1 and res.metrics.tool_calls == 2
+
+
+async def test_a_repeated_failed_call_restates_the_last_result_the_agent_got():
+    """Told only "it failed", a small model answers with the error's words; its own latest
+    finding is put last, where the answer step reads."""
+    @tool
+    def lookup(entity: str) -> str:
+        """Look up an entity."""
+        if entity.isdigit():
+            raise ToolFailure(f"{entity} is a number, not a name")
+        return f"1688 (the year {entity} was founded)"
+
+    calls = iter([("lookup", {"entity": "Vrizael"}), ("lookup", {"entity": "1688"}), ("lookup", {"entity": "1688"})])
+    m = ScriptedModel(lambda req, n: Reply(content="1688") if req.tool_choice == "none"
+                      else Reply(tool_calls=[next(calls)]))
+    res = await Interleaved(m, [lookup], thinking="off").run("Follow the chain.")
+    last_tool = [x for x in m.requests[-1].messages if x.role == "tool"][-1].content or ""
+    assert "already made this exact call" in last_tool
+    assert last_tool.endswith("Your last successful tool result was: 1688 (the year Vrizael was founded)")
+    assert res.answer == "1688" and m.requests[-1].tool_choice == "none"
 
 
 async def test_first_tool_choice_applies_to_the_first_step_of_each_turn():

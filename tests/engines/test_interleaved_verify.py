@@ -6,7 +6,7 @@ import json
 
 from ponder.core.events import ToolResult, VerificationEvent
 from ponder.engines.interleaved import Interleaved
-from ponder.engines.verify import CodePolicy, check_code, parse_self_check
+from ponder.engines.verify import CodePolicy, check_code, parse_self_check, suggest_fix
 from ponder.testing import Reply, ScriptedModel
 from ponder.tools.sandbox import python_tool
 
@@ -25,6 +25,14 @@ def test_policy_reports_syntax_errors_with_line_and_column():
     chk = check_code("x = 1\nprint(x +)\n")
     assert not chk.ok and "SyntaxError at line 2, column" in chk.reason
     assert not check_code("").ok and not check_code(None).ok
+
+
+def test_a_stated_result_written_as_code_gets_the_program_that_computes_it():
+    chk = check_code("17*23 = 312")
+    assert not chk.ok and chk.reason.endswith("to compute the expression, send: print(17*23)")
+    assert suggest_fix("x = 3") is None  # a real assignment: not this mistake
+    assert suggest_fix("a == b") is None and suggest_fix("x = 1\ny = 2") is None
+    assert suggest_fix("(2 + 3) * 4 = ") == "print((2 + 3) * 4)"
 
 
 def test_self_check_answer_parsing_fails_open():

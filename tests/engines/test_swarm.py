@@ -521,17 +521,21 @@ def test_blackboard_budget_truncates_and_says_so():
 # ---- guided mode (small constrained models) --------------------------------------------------------
 async def test_guided_mode_forces_plan_wait_finish():
     def orch(req, n):
-        only = tool_names(req)
-        assert len(only) == 1 and req.tool_choice == {"type": "function", "function": {"name": only[0]}}
-        if only == ["plan"]:
+        # the same three tools every step (a prompt prefix that never changes), one forced
+        assert tool_names(req) == ["plan", "wait", "finish"]
+        forced = req.tool_choice["function"]["name"]
+        if forced == "plan":
             return Reply(tool_calls=[call("plan", subtasks=[subtask("a"), subtask("a"), subtask("b")])])
-        if only == ["wait"]:
+        if forced == "wait":
             return Reply(tool_calls=[call("wait")])
         return Reply(tool_calls=[call("finish", answer="[a] [a-2] [b]")])
 
     m = ScriptedModel(swarm_script(orch))
-    res = await Swarm(m, guided=True, min_subtasks=3).run("t")
-    assert [tool_names(r)[0] for r in m.requests if is_orchestrator(r)] == ["plan", "wait", "finish"]
-    assert m.requests[0].tools[0]["function"]["parameters"]["properties"]["subtasks"]["minItems"] == 3
+    res = await Swarm(m, guided=True, min_subtasks=3).run("Find these:\nitem one\nitem two\nitem three")
+    assert [r.tool_choice["function"]["name"] for r in m.requests if is_orchestrator(r)] == ["plan", "wait", "finish"]
+    plan_params = m.requests[0].tools[0]["function"]["parameters"]["properties"]["subtasks"]
+    assert plan_params["minItems"] == 3 and plan_params["maxItems"] == 4  # one sub-agent per piece at most
+    # a subtask is one of the task's own lines: a constrained decoder cannot garble a name
+    assert plan_params["items"]["properties"]["task"]["enum"] == ["Find these:", "item one", "item two", "item three"]
     assert sorted(e.agent_id for e in of(res.events, AgentSpawned)) == ["a", "a-2", "b"]  # duplicates renamed
     assert res.status == "ok"

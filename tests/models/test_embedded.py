@@ -274,7 +274,7 @@ async def test_concurrent_calls_all_succeed_serialized(smol: EmbeddedModel) -> N
     assert len(results) == 4
     for r in results:
         assert isinstance(r, ModelCallFinished) and r.message.content and r.usage.completion_tokens > 0
-    assert smol.peak_active == 1  # one context, so the pool ran them one at a time
+    assert 1 <= smol.peak_active <= smol.pool_size  # never more at once than the pool has contexts
 
 
 async def test_cancellation_stops_generation(smol: EmbeddedModel) -> None:

@@ -395,6 +395,8 @@ async def consume(events: AsyncIterator[Any], *, json_out: bool, mode: str,
             with Live(view, console=console, refresh_per_second=4, transient=False):
                 async for ev in events:
                     view.observe(ev)
+            if not console.is_terminal:
+                console.line()  # Live's last frame ends without a newline when output is not a terminal
             if view.final is not None:
                 show_final(view.final, mode)
             return view.final

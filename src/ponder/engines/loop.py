@@ -115,6 +115,7 @@ class Turn:
     thinking_per_step: list[str] = field(default_factory=list)
     seen_calls: set[tuple[str, str]] = field(default_factory=set)
     failed_calls: dict[tuple[str, str], str] = field(default_factory=dict)
+    last_ok_result: str | None = None  # the latest successful tool result (restated after a repeated failure)
     force_answer: bool = False
     after_error: bool = False
     last_content: str | None = None
@@ -312,12 +313,12 @@ class AgentLoop:
         think = decide(turn.mode, turn_text=turn.task, first_turn=turn.first_turn,  # type: ignore[arg-type]
                        after_tool_error=turn.after_error)
         turn.thinking_per_step.append(think)
+        extra: tuple[Message, ...] = (_THINK_OFF_NOTE,) if self.elicit == "tags" and think == "off" else ()
         if turn.force_answer:
             choice: str | dict[str, Any] | None = "none"
             turn.force_answer = False
         else:
             choice = self.first_tool_choice if turn.steps == turn.first_step and len(self.toolbox) else None
-        extra = (_THINK_OFF_NOTE,) if self.elicit == "tags" and think == "off" else ()
         return StepPlan(tools=self.toolbox.schemas(), tool_choice=choice, extra=extra, thinking=think,
                         check_reasoning=think == "on")
 
@@ -461,6 +462,11 @@ class AgentLoop:
                 # the very call that already failed: its error again, not another run (weak
                 # models resubmit rejected code for a dozen steps); the next step must answer
                 text = prompts.REPEATED_FAILED_CALL.format(error=earlier)
+                if turn.last_ok_result:
+                    # its own latest finding last, where the answer step reads: a 135M model told
+                    # only "it failed" answered with the error's words (measured: 4 of 6 chains
+                    # followed to the end, then answered "You already made this call...")
+                    text += prompts.LAST_RESULT.format(result=turn.last_ok_result[:500])
                 emit(ToolStarted(call_id=call.id, name=call.name, arguments=call.arguments, agent=agent))
                 result = ToolResult(call_id=call.id, name=call.name, ok=False, content=text, error=text, agent=agent)
                 emit(result)
@@ -480,6 +486,8 @@ class AgentLoop:
                 result = await self.toolbox.call_into(call, emit, agent=agent)
             if not result.ok and key is not None:
                 turn.failed_calls[key] = result.content or result.error or "failed"
+            elif result.ok:
+                turn.last_ok_result = result.content
             self._results[call.id] = result_message(result)
             return result
 

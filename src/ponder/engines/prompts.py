@@ -64,6 +64,7 @@ REPEATED_FAILED_CALL = (
     "ERROR: you already made this exact call and it failed: {error} — it was not run again. "
     "Change the call, or answer now with what you know."
 )
+LAST_RESULT = "\nYour last successful tool result was: {result}"
 
 # On resume: a non-idempotent tool was running when the process stopped.
 TOOL_OUTCOME_UNKNOWN = (

@@ -107,7 +107,9 @@ def check_code(code: object, policy: CodePolicy | None = None) -> CodeCheck:
     except SyntaxError as e:
         where = f"line {e.lineno}, column {e.offset}" if e.lineno else "unknown position"
         line = (e.text or "").rstrip("\n")
-        return CodeCheck(False, f"SyntaxError at {where}: {e.msg}" + (f" in `{line.strip()}`" if line.strip() else ""))
+        fix = suggest_fix(code)
+        return CodeCheck(False, f"SyntaxError at {where}: {e.msg}" + (f" in `{line.strip()}`" if line.strip() else "")
+                         + (f" — to compute the expression, send: {fix}" if fix else ""))
     problems: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -131,6 +133,27 @@ def check_code(code: object, policy: CodePolicy | None = None) -> CodeCheck:
         allowed_hint = "use only the standard library's computational modules (math, statistics, itertools, json, re, ...)"
         return CodeCheck(False, "; ".join(problems[:5]) + f" — {allowed_hint}", problems=problems)
     return CodeCheck(True)
+
+
+_CLAIM = re.compile(r"^\s*(?P<expr>[^=\n]+?)\s*=\s*(?P<claim>[^=\n]*)$")
+
+
+def suggest_fix(code: str) -> str | None:
+    """For code that states a result instead of computing it (`17*23 = 312`: an expression
+    "assigned" a value), the program that computes it: `print(17*23)`. Small models write
+    the claim they are unsure of as if it were code; the verifier's message then shows the
+    runnable form, and the model decides whether to send it. None when no such form fits."""
+    lines = [ln for ln in code.strip().splitlines() if ln.strip()]
+    if len(lines) != 1 or (m := _CLAIM.match(lines[0])) is None:
+        return None
+    expr = m.group("expr").strip()
+    try:
+        node = ast.parse(expr, mode="eval").body
+    except SyntaxError:
+        return None
+    if isinstance(node, (ast.Name, ast.Attribute, ast.Subscript, ast.Tuple, ast.List, ast.Starred)):
+        return None  # a valid assignment target: not this mistake
+    return f"print({expr})"
 
 
 _JSON_OBJ = re.compile(r"\{.*\}", re.S)

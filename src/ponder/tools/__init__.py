@@ -4,7 +4,7 @@ root-confined file tools, and MCP servers as tools."""
 from collections.abc import Callable
 from pathlib import Path
 
-from .base import Tool, Toolbox, ToolFailure, parse_docstring, result_message, tool
+from .base import Tool, Toolbox, ToolFailure, current_agent, parse_docstring, result_message, tool
 from .calculator import calculator_tool
 from .corpus import Corpus, CorpusError, Document, load_corpus, sample_corpus, search_tools
 from .files import file_tools
@@ -52,6 +52,7 @@ __all__ = [
     "load_corpus",
     "Sandbox",
     "Tool",
+    "current_agent",
     "ToolFailure",
     "Toolbox",
     "calculator_tool",

@@ -8,6 +8,7 @@ model what to change, because the model, not the engine, is the one who can fix 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import json
 import re
@@ -22,6 +23,16 @@ from ..core.events import Event, ToolResult, ToolStarted
 from ..core.messages import Message, ToolCall
 
 DEFAULT_MAX_CHARS = 20_000
+
+# The agent whose call is running: set around every tool call so that a tool keeping state
+# per agent (a scratchpad, a running table) can tell a swarm's sub-agents apart without the
+# engine passing anything new through `fn`'s signature.
+_AGENT: contextvars.ContextVar[str] = contextvars.ContextVar("ponder_tool_agent", default="main")
+
+
+def current_agent() -> str:
+    """The id of the agent whose tool call is running ("main" outside any engine)."""
+    return _AGENT.get()
 
 
 def _truncate(text: str, limit: int | None) -> str:
@@ -203,7 +214,11 @@ class Tool:
             error = f"invalid arguments for {self.name}: {call.parse_error}. You sent: {raw}"
             ok, content = False, error
         else:
-            ok, content, error = await self.run(call.arguments)
+            token = _AGENT.set(agent)
+            try:
+                ok, content, error = await self.run(call.arguments)
+            finally:
+                _AGENT.reset(token)
         return ToolResult(agent=agent, call_id=call.id, name=self.name, ok=ok, content=content, error=error,
                           duration_s=time.perf_counter() - t0)
 

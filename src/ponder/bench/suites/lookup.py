@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...tools.base import Tool, ToolFailure
+from ...tools.base import Tool, ToolFailure, current_agent
 from ..graders import TableGold
 from .base import BenchTask, Suite
 from .kb import KnowledgeBase, build_kb
@@ -109,6 +109,9 @@ class FactIndex:
     def fact(self, entity: str, relation: dict[str, str]) -> tuple[Entity, str, str]:
         """(the entity, which attribute, its value) for the fact `relation` names for its kind."""
         e = self.resolve(entity)
+        if e is None and entity.strip().isdigit():
+            raise ToolFailure(f"{entity.strip()} is a number (a year or a count), not a name: there is nothing to "
+                              "look up for it")
         if e is None:
             near = difflib.get_close_matches(entity.strip().lower(), list(self._folded or {}), n=3, cutoff=0.5)
             hint = f" (close names: {', '.join(self._folded[n].label for n in near)})" if near and self._folded else ""
@@ -142,25 +145,29 @@ def _tool(index: FactIndex, description: str, fn: Any) -> Tool:
 
 def fact_tool(index: FactIndex) -> Tool:
     """lookup-wide's `lookup(entity)`: one fact per call (for a company the year founded, a
-    person the year born, a city its population), returned as the run's table so far:
-    every line looked up in this run, newest last ("Mencond Pharma was founded in 1954"). One
-    instance per run, shared by all its agents, like the swarm's shared memory.
+    person the year born, a city its population). Once an agent has looked up more than one
+    entity, the result is that agent's table so far: every line it looked up, newest last
+    ("Mencond Pharma was founded in 1954"). One instance per run; the table is kept per
+    calling agent (`current_agent()`), so a swarm's sub-agent sees only its own lookups.
 
     Why a running table: the answer this suite asks for is that table, and a 135M model
     cannot gather 8-12 facts spread over as many earlier messages (measured: it answered
     with the last value alone); copying one block it can. The lookups themselves, one
     call per item, are still the model's to make, so the shape of the work is unchanged:
-    an interleaved agent needs a step per item, a swarm can make them at once. The
-    argument is an enum of every entity in the knowledge base, so a constrained decoder
-    can only name something real; choosing the right one is still the model's job."""
-    table: dict[str, str] = {}
+    an interleaved agent needs a step per item, a swarm can make them at once. Why per
+    agent: a sub-agent shown the whole run's table answered with its last line, another
+    sub-agent's fact (measured: 3 of 8 sub-agents), not with its own."""
+    tables: dict[str, dict[str, str]] = {}
 
     def lookup(entity: str) -> str:
         e, attr, value = index.fact(entity, WIDE_FACT)
         line = f"{e.label} {WIDE_PHRASE[e.kind]} {value}"
+        table = tables.setdefault(current_agent(), {})
         table.pop(e.label, None)
         table[e.label] = line
-        # this call's fact first (a sub-agent's whole answer), then the run's table so far
+        if len(table) == 1:
+            return line
+        # this call's fact first (what a one-item agent answers), then the agent's table so far
         return f"{line}\nLooked up so far ({len(table)}, newest last):\n" + "\n".join(table.values())
 
     return _tool(index, "Look up one fact: for a company the year it was founded, for a person the year they "

@@ -22,6 +22,14 @@ SUBAGENT_SUFFIX = (
     "When done, reply with your result as plain text (no tool call)."
 )
 
+# guided mode (small local models): every sub-agent gets this same system prompt, with no name
+# in it, so that the prompts of all sub-agents share their first ~200 tokens (the system prompt
+# and the tool descriptions after it) and the embedded model evaluates them once, not per agent
+SUBAGENT_SUFFIX_SHARED = (
+    "\nYou are a sub-agent in a swarm, working on one sub-task with your own context. "
+    "Use your tools when they help. When done, reply with your result as plain text (no tool call)."
+)
+
 SUBAGENT_DEFAULT_INSTRUCTIONS = "You are a focused worker agent."
 
 LAST_STEP = "This is your last step: call finish(answer) now with the best answer you have, citing [agent-name]s."

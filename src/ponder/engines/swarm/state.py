@@ -224,7 +224,10 @@ class SwarmRun:
             body = (r.answer or "").strip() if r.status in ("ok", "budget") else f"ERROR: {r.error}"
             if len(body) > clip:
                 body = body[:clip] + f"… [clipped: {len(body)} chars]"
-            lines.append(f"[{r.name}] task {r.task_id} {r.status} ({r.steps} steps): {body or '(empty)'}")
+            if self.swarm.guided:  # "<the subtask>: <its result>", the line the guided finish offers
+                lines.append(" ".join(f"{t.text}: {body or '(empty)'}".split()))
+            else:
+                lines.append(f"[{r.name}] task {r.task_id} {r.status} ({r.steps} steps): {body or '(empty)'}")
         pending = self.scheduler.pending()
         head = f"{len(done)} result(s)" if done else "no task finished yet"
         tail = f"\nstill running: {', '.join(pending)}" if pending else "\nall tasks are done."

@@ -59,7 +59,8 @@ def prepare(run: SwarmRun, task: Task) -> tuple[str, str, LaneReplay | None]:
     """A sub-agent's system prompt, its task text and (resumed) its journaled lane; the
     inputs are recorded for the trajectory export. Shared by every executor."""
     rec, a = task.rec, task.spec
-    system = a.instructions + prompts.SUBAGENT_SUFFIX.format(name=a.name)
+    suffix = prompts.SUBAGENT_SUFFIX_SHARED if run.swarm.guided else prompts.SUBAGENT_SUFFIX.format(name=a.name)
+    system = a.instructions + suffix
     lane = run.ctx.replay.lanes.get(rec.agent_id) if run.ctx.replay is not None else None
     users = [m.content or "" for m in lane.messages if m.role == "user"] if lane is not None else []
     text = users[0] if users else run.task_text(task)  # resumed: the very text it was given
