@@ -514,7 +514,9 @@ class AgentLoop:
         if not chk.ok:
             turn.rejections += 1
             turn.pending_rejection = True
-            return prompts.VERIFY_REJECTED.format(stage=chk.stage.replace("_", "-"), reason=chk.reason)
+            text = prompts.VERIFY_REJECTED.format(stage=chk.stage.replace("_", "-"), reason=chk.reason)
+            # the runnable form last, where a small model copies from
+            return text + prompts.VERIFY_FIX.format(fix=chk.fix) if chk.fix else text
         if turn.pending_rejection:
             turn.fixes += 1
             turn.pending_rejection = False

@@ -55,6 +55,7 @@ SELF_CHECK_SCHEMA: dict[str, object] = {
 }
 
 VERIFY_REJECTED = "ERROR: code rejected before running ({stage}): {reason}. Fix the code and call the tool again."
+VERIFY_FIX = " To compute it, call the tool with this code: {fix}"
 
 TOOL_NOT_RUN_BUDGET = "ERROR: not run: the run's tool-call budget ({limit}) was reached."
 TOOL_NOT_RUN_CANCELLED = "ERROR: not run: the run was stopped ({reason}) before this tool finished."

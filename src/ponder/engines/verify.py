@@ -89,6 +89,7 @@ class CodeCheck:
     reason: str | None = None
     stage: str = "policy"
     problems: list[str] = field(default_factory=list)
+    fix: str | None = None  # runnable code the message proposes (`suggest_fix`), when one fits
 
 
 def _module_root(name: str | None) -> str:
@@ -107,9 +108,8 @@ def check_code(code: object, policy: CodePolicy | None = None) -> CodeCheck:
     except SyntaxError as e:
         where = f"line {e.lineno}, column {e.offset}" if e.lineno else "unknown position"
         line = (e.text or "").rstrip("\n")
-        fix = suggest_fix(code)
-        return CodeCheck(False, f"SyntaxError at {where}: {e.msg}" + (f" in `{line.strip()}`" if line.strip() else "")
-                         + (f" — to compute the expression, send: {fix}" if fix else ""))
+        return CodeCheck(False, f"SyntaxError at {where}: {e.msg}" + (f" in `{line.strip()}`" if line.strip() else ""),
+                         fix=suggest_fix(code))
     problems: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

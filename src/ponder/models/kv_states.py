@@ -120,7 +120,7 @@ def _dump(llm: Any) -> bytes | None:
         return None
     buf = (ctypes.c_uint8 * size)()
     written = lc.llama_state_seq_get_data(ctx, buf, size, 0)
-    return bytes(buf[:written]) if written > 0 else None
+    return ctypes.string_at(buf, written) if written > 0 else None  # (slicing the array would build a list of ints)
 
 
 def _load(llm: Any, entry: _Entry) -> bool:
