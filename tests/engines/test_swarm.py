@@ -539,3 +539,13 @@ async def test_guided_mode_forces_plan_wait_finish():
     assert plan_params["items"]["properties"]["task"]["enum"] == ["Find these:", "item one", "item two", "item three"]
     assert sorted(e.agent_id for e in of(res.events, AgentSpawned)) == ["a", "a-2", "b"]  # duplicates renamed
     assert res.status == "ok"
+
+
+def test_task_pieces_are_lines_and_listed_items():
+    from ponder.engines.swarm.orchestrator import task_pieces
+
+    assert task_pieces("Find the year for each:\n1. A Co\n\n2) B Co\n- C Co\n1. A Co") == [
+        "Find the year for each:", "A Co", "B Co", "C Co"]
+    assert task_pieces("For each of 3 companies, find the CEO: Alpha Labs; Beta Works; Gamma Inc.\nUse the tools.") == [
+        "Alpha Labs", "Beta Works", "Gamma Inc", "Use the tools."]
+    assert task_pieces("One question: what is 2+2?") == ["One question: what is 2+2?"]

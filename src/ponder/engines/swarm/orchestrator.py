@@ -16,6 +16,7 @@ without a tool call and without text gets a nudge instead of ending the run, and
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Literal
 
 from ...core.events import ToolResult
@@ -113,13 +114,14 @@ def orchestrator_tools(run: SwarmRun) -> Toolbox:
         # dependencies: guided plans are flat), and `wait` waits for everything
         pieces = task_pieces(run.task)
         task_field: dict[str, Any] = {**_STR, "description": "what this sub-agent must find"}
-        if pieces:
+        if pieces and len(pieces) >= cfg.min_subtasks:
             # each subtask is one of the task's own pieces (a line, or an item of a "; " list):
             # the model chooses which pieces become sub-agents and how many, but cannot garble
             # a name while copying it (measured: "3ththouzur Energy"; a whole plan of "plan";
             # for a one-line task, eight sub-agents told "create_subagent(name,"). A task of
             # one piece gets one sub-agent: the serial collapse the metrics then report is
-            # what a 135M orchestrator can do with a task it cannot split.
+            # what a 135M orchestrator can do with a task it cannot split. (Fewer pieces than
+            # the configured `min_subtasks`: the subtasks are free text, as that asks.)
             task_field["enum"] = pieces
             max_items = min(max_items, len(pieces))  # a piece twice is one sub-agent too many
         subtask = {"type": "object", "properties": {"task": task_field}, "required": ["task"]}
@@ -154,12 +156,16 @@ def orchestrator_tools(run: SwarmRun) -> Toolbox:
     ])
 
 
+_LIST_MARK = re.compile(r"^(?:\d+[.)]|[-*•])\s+")
+
+
 def task_pieces(task: str) -> list[str]:
     """The pieces a guided plan may hand out: the task's non-empty lines, with a line that
-    lists items ("...: A; B; C.") split into its items."""
+    lists items ("...: A; B; C.") split into its items, list numbering and bullets dropped
+    (a 135M sub-agent handed "3. Tryththouzur Energy" looked up "3th")."""
     out: list[str] = []
     for line in task.splitlines():
-        line = line.strip()
+        line = _LIST_MARK.sub("", line.strip())  # "3. Vanquork Energy" -> the item itself
         if not line:
             continue
         head, sep, tail = line.partition(": ")
