@@ -544,8 +544,11 @@ async def test_guided_mode_forces_plan_wait_finish():
 def test_task_pieces_are_lines_and_listed_items():
     from ponder.engines.swarm.orchestrator import task_pieces
 
-    assert task_pieces("Find the year for each:\n1. A Co\n\n2) B Co\n- C Co\n1. A Co") == [
-        "Find the year for each:", "A Co", "B Co", "C Co"]
+    assert task_pieces("Find the year for each:\n1. A Co\n\n2) B Co\n1. A Co") == [
+        "Find the year for each:", "1. A Co", "2) B Co"]
+    from ponder.engines.swarm.state import unlisted
+
+    assert [unlisted(x) for x in ("1. A Co", "2) B Co", "- C Co", "1990 Expo")] == ["A Co", "B Co", "C Co", "1990 Expo"]
     assert task_pieces("For each of 3 companies, find the CEO: Alpha Labs; Beta Works; Gamma Inc.\nUse the tools.") == [
         "Alpha Labs", "Beta Works", "Gamma Inc", "Use the tools."]
     assert task_pieces("One question: what is 2+2?") == ["One question: what is 2+2?"]
