@@ -25,8 +25,8 @@ from .render import fail, run_async
 # 135M model, elicited thinking degenerates ("1.1.1.1…" for hundreds of tokens) and an
 # unforced first step answers without looking anything up (docs/compare.md has the numbers).
 DEMO = {"suites": ["lookup-wide", "lookup-chain", "reason", "deep", "wide"], "modes": ["swarm", "interleaved", "single"],
-        "models": ["smollm2"], "n": 1, "suite_n": {"lookup-wide": 2, "lookup-chain": 6}, "max_steps": 12, "sub_max_steps": 4,
-        "task_timeout_s": 45.0, "concurrency": 1, "max_parallel": 8, "max_tokens": 512, "time_budget_s": 300.0,
+        "models": ["smollm2"], "n": 1, "suite_n": {"lookup-wide": 2, "lookup-chain": 8}, "max_steps": 12, "sub_max_steps": 4,
+        "task_timeout_s": 45.0, "concurrency": 1, "max_parallel": 8, "max_tokens": 512, "time_budget_s": 330.0,
         "thinking": "off", "first_tool_choice": "required"}
 
 
