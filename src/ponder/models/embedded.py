@@ -7,9 +7,10 @@ Why it is built the way it is:
   consumer going away sets a flag the worker checks between tokens, so cancelling a
   call stops generation within one token.
 * One llama context is not thread-safe. Each model path owns a small pool of contexts
-  (`pool_size`, default 2 on a multi-core machine) with a dedicated executor of exactly that many threads, so
-  concurrent calls queue there - never on the loop and never on the default executor that
-  tools need - and each runs alone on its context. Loaded once per process (module cache).
+  (`pool_size`, default 2 on a multi-core machine) with a dedicated executor of exactly
+  that many threads, so concurrent calls queue there - never on the loop and never on the
+  default executor that tools need - and each runs alone on its context. Loaded once per
+  process (module cache).
 * We drive `Llama.generate` token by token instead of `create_chat_completion`: it is the
   same decode loop the high-level API uses, and it lets us count completion tokens
   exactly, time the first token, and stop on cancellation.
@@ -306,10 +307,10 @@ class EmbeddedModel(ChatModel):
     """A GGUF model run in-process. `model("smollm2")` or `model("/path/x.gguf")`.
 
     Options: n_ctx (default: the spec's context window), n_threads or its alias threads
-    (default: `default_threads`, 1 on a 2-core machine), pool_size (contexts, default `default_pool_size`: 2
-    on 2 cores or more), temperature and
-    max_tokens (defaults when the request gives none), top_k, min_p, repeat_penalty, n_batch, kv_cache_mb
-    (saved conversation states shared by the pool, `kv_states.py`; 0 turns it off).
+    (default: `default_threads`, 1 on a 2-core machine), pool_size (contexts, default
+    `default_pool_size`: 2 on 2 cores or more), temperature and max_tokens (defaults when the
+    request gives none), top_k, min_p, repeat_penalty, n_batch, kv_cache_mb (saved conversation
+    states shared by the pool, `kv_states.py`; 0 turns them off).
     """
 
     def __init__(self, spec: ModelSpec, **opts: Any):

@@ -56,8 +56,7 @@ class StateCache:
         self._bytes = 0
         self._next = 0
         self._lock = threading.Lock()
-        self.restores = 0  # how many calls resumed from a saved state (tests and benchmarks read it)
-        self.restored_tokens = 0
+        self.restores = 0  # how many calls resumed from a saved state (tests read it)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -83,7 +82,6 @@ class StateCache:
         if not _load(llm, entry):
             return 0
         self.restores += 1
-        self.restored_tokens += best_len
         return best_len
 
     def save_from(self, llm: Any) -> None:

@@ -113,7 +113,7 @@ def orchestrator_tools(run: SwarmRun) -> Toolbox:
         # dependencies: guided plans are flat), and `wait` waits for everything
         pieces = task_pieces(run.task)
         task_field: dict[str, Any] = {**_STR, "description": "what this sub-agent must find"}
-        if pieces and len(pieces) >= cfg.min_subtasks:
+        if len(pieces) >= cfg.min_subtasks:
             # each subtask is one of the task's own pieces (a line, or an item of a "; " list):
             # the model chooses which pieces become sub-agents and how many, but cannot garble
             # a name while copying it (measured: "3ththouzur Energy"; a whole plan of "plan";
@@ -133,7 +133,7 @@ def orchestrator_tools(run: SwarmRun) -> Toolbox:
     return Toolbox([
         Tool("plan", "Create and start several sub-agents at once, one per subtask.",
              {"type": "object", "properties": {"subtasks": {"type": "array", "items": subtask,
-                                                            "minItems": min(cfg.min_subtasks, max_items), "maxItems": max_items}},
+                                                            "minItems": cfg.min_subtasks, "maxItems": max_items}},
               "required": ["subtasks"]}, plan, timeout_s=never),
         Tool("create_subagent", "Define a sub-agent: its name, instructions and the tools it may use.",
              {"type": "object", "properties": {"name": _STR, "instructions": _STR, "tools": tools_schema},
@@ -165,12 +165,9 @@ def task_pieces(task: str) -> list[str]:
         line = line.strip()
         if not line:
             continue
-        head, sep, tail = line.partition(": ")
-        items = [x.strip().rstrip(".").strip() for x in tail.split(";")] if sep else []
-        if len([x for x in items if x]) >= 2:
-            out.extend(x for x in items if x)
-        else:
-            out.append(line)
+        _, sep, tail = line.partition(": ")
+        items = [x for x in (y.strip().rstrip(".").strip() for y in tail.split(";")) if x] if sep else []
+        out.extend(items if len(items) >= 2 else [line])
     return list(dict.fromkeys(x[:300] for x in out))
 
 

@@ -251,11 +251,10 @@ class SwarmRun:
 
     # ---- what a sub-agent sees ---------------------------------------------------------------
     def task_text(self, task: Task) -> str:
-        parts = [task.text]
+        # guided: the piece without its list number (a 135M sub-agent handed "3. Tryththouzur
+        # Energy" looked up "3th")
+        parts = [unlisted(task.text) if self.swarm.guided else task.text]
         if self.swarm.guided:
-            # the piece without its list number: a 135M sub-agent handed "3. Tryththouzur
-            # Energy" looked up "3th"
-            parts = [unlisted(task.text)]
             # a guided subtask is often just an item ("3. Vanquork Energy"): a 135M worker given the
             # bare item does not know what to do with it (measured: it looked up "lookup" or "year"
             # for 7 of 8 items); under the first line of the whole task it looked up 8 of 8 right
