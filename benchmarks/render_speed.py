@@ -93,44 +93,31 @@ def render_once(evs: list[Any], view: str, out: str) -> tuple[float, int]:
 def end_to_end(sizes: list[float], delta_chars: int, out: str) -> None:
     """Wall seconds of `ponder run` (default view and --json) for each answer size."""
     import subprocess
-    import threading
 
     from ponder.testing_http import MockOpenAIServer, MockReply
 
     piece = ("The quick brown fox jumps over the lazy dog; arr[i] = [bold]x[/]. " * (delta_chars // 60 + 2))[:delta_chars]
     chunks: list[Any] = []
-    loop = asyncio.new_event_loop()
-    srv = MockOpenAIServer(lambda payload, n: MockReply(sse=chunks))
-    ready = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(srv.__aenter__())
-        ready.set()
-        loop.run_forever()
-
-    threading.Thread(target=serve, daemon=True).start()
-    ready.wait(10)
-    ponder = os.path.join(os.path.dirname(sys.executable), "ponder")
-    print(f"\n{'end to end':<20} {'answer MB':>9} {'seconds':>9} {'s per MB':>9}")
-    with tempfile.TemporaryDirectory() as home:
-        for size in sizes:
-            n = int(size * MB) // delta_chars
-            chunks[:] = [{"choices": [{"index": 0, "delta": {"reasoning_content": "I will write."}}]}]
-            chunks += [{"choices": [{"index": 0, "delta": {"content": piece}}]}] * n
-            chunks += [{"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-                       {"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": n * delta_chars // 4}}]
-            for view in ("default", "json"):
-                args = [ponder, "run", "-m", f"openai:{srv.base_url}#mock", "--tools", "", "write at length"]
-                if view == "json":
-                    args.insert(2, "--json")
-                with open(out, "w") as f:
-                    t0 = time.perf_counter()
-                    rc = subprocess.run(args, stdout=f, stderr=subprocess.STDOUT, timeout=1800,
-                                        env={**os.environ, "PONDER_HOME": home, "COLUMNS": "100"}).returncode
-                    took = time.perf_counter() - t0
-                print(f"{'ponder run ' + view:<20} {size:>9g} {took:>9.2f} {took / size:>9.3f}" + (f"  (exit {rc})" if rc else ""))
-    loop.call_soon_threadsafe(loop.stop)
+    with MockOpenAIServer(lambda payload, n: MockReply(sse=chunks)).in_thread() as srv:
+        ponder = os.path.join(os.path.dirname(sys.executable), "ponder")
+        print(f"\n{'end to end':<20} {'answer MB':>9} {'seconds':>9} {'s per MB':>9}")
+        with tempfile.TemporaryDirectory() as home:
+            for size in sizes:
+                n = int(size * MB) // delta_chars
+                chunks[:] = [{"choices": [{"index": 0, "delta": {"reasoning_content": "I will write."}}]}]
+                chunks += [{"choices": [{"index": 0, "delta": {"content": piece}}]}] * n
+                chunks += [{"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+                           {"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": n * delta_chars // 4}}]
+                for view in ("default", "json"):
+                    args = [ponder, "run", "-m", f"openai:{srv.base_url}#mock", "--tools", "", "write at length"]
+                    if view == "json":
+                        args.insert(2, "--json")
+                    with open(out, "w") as f:
+                        t0 = time.perf_counter()
+                        rc = subprocess.run(args, stdout=f, stderr=subprocess.STDOUT, timeout=1800,
+                                            env={**os.environ, "PONDER_HOME": home, "COLUMNS": "100"}).returncode
+                        took = time.perf_counter() - t0
+                    print(f"{'ponder run ' + view:<20} {size:>9g} {took:>9.2f} {took / size:>9.3f}" + (f"  (exit {rc})" if rc else ""))
 
 
 def main() -> None:

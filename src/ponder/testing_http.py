@@ -12,8 +12,10 @@ status with any headers (429 + Retry-After), or a non-JSON body (a proxy's HTML 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +112,34 @@ class MockOpenAIServer:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._server.wait_closed()
+
+    @contextlib.contextmanager
+    def in_thread(self) -> Iterator[MockOpenAIServer]:
+        """This server on its own event loop in a daemon thread, for callers that block while
+        it answers (a CLI runner, a synchronous SDK, a subprocess); closed on exit:
+        `with MockOpenAIServer(handler).in_thread() as srv: ... srv.base_url ...`."""
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(self.__aenter__())
+            ready.set()
+            loop.run_forever()
+
+        thread = threading.Thread(target=run, daemon=True, name="mock-openai-server")
+        thread.start()
+        try:
+            if not ready.wait(10):
+                raise RuntimeError("the mock server did not start within 10 s")
+            yield self
+        finally:
+            if ready.is_set():
+                asyncio.run_coroutine_threadsafe(self.__aexit__(None, None, None), loop).result(10)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+            if not thread.is_alive():
+                loop.close()
 
     async def _track(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -4,8 +4,7 @@ OpenAI-compatible server (a test double on loopback) in a thread of its own, bec
 
 from __future__ import annotations
 
-import asyncio
-import threading
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,28 +62,5 @@ def scripted(monkeypatch) -> Scripted:
 @pytest.fixture
 def mock_server() -> Iterator[Callable[[Callable[[dict[str, Any], int], MockReply]], MockOpenAIServer]]:
     """`start(handler)` -> a running MockOpenAIServer in its own thread and event loop."""
-    started: list[tuple[MockOpenAIServer, asyncio.AbstractEventLoop, threading.Thread]] = []
-
-    def start(handler: Callable[[dict[str, Any], int], MockReply]) -> MockOpenAIServer:
-        loop = asyncio.new_event_loop()
-        srv = MockOpenAIServer(handler)
-        ready = threading.Event()
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(srv.__aenter__())
-            ready.set()
-            loop.run_forever()
-
-        t = threading.Thread(target=serve, daemon=True)
-        t.start()
-        assert ready.wait(10), "the mock server did not start"
-        started.append((srv, loop, t))
-        return srv
-
-    yield start
-    for srv, loop, t in started:
-        asyncio.run_coroutine_threadsafe(srv.__aexit__(None, None, None), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        t.join(10)
-        loop.close()
+    with contextlib.ExitStack() as stack:
+        yield lambda handler: stack.enter_context(MockOpenAIServer(handler).in_thread())

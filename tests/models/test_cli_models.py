@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 
 import pytest
 from typer.testing import CliRunner
@@ -69,25 +67,9 @@ def test_chat_bad_flags_are_one_line_errors(args, words, monkeypatch):
 
 
 def test_chat_sends_images_and_headers(_config):
-    loop = asyncio.new_event_loop()
-    srv = MockOpenAIServer(lambda p, n: sse_text_reply(content="a red dot"))
-    ready = threading.Event()
-
-    def serve():
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(srv.__aenter__())
-        ready.set()
-        loop.run_forever()
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    ready.wait(10)
-    try:
+    with MockOpenAIServer(lambda p, n: sse_text_reply(content="a red dot")).in_thread() as srv:
         _config.write_text(f'[models.eyes]\nbase_url = "{srv.base_url}"\ndialect = "vllm"\n[models.eyes.profile]\nvision = true\n')
         r = CliRunner().invoke(app, ["chat", "what is it?", "--model", "eyes", "--image", PNG, "--header", "X-Team: lab"])
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        t.join(5)
     assert r.exit_code == 0, r.output
     assert "a red dot" in r.output
     assert srv.requests[0]["messages"][0]["content"] == [{"type": "image_url", "image_url": {"url": PNG}},

@@ -124,23 +124,7 @@ def test_save_keeps_the_users_comments_and_refuses_a_broken_file(_config, tmp_pa
 
 
 def test_probe_cli_table_json_and_clean_errors(_config):
-    import asyncio
-    import threading
-
-    loop = asyncio.new_event_loop()
-    srv = emulated(glm_52())
-    ready = threading.Event()
-
-    def serve():
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(srv.__aenter__())
-        ready.set()
-        loop.run_forever()
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    ready.wait(10)
-    try:
+    with emulated(glm_52()).in_thread() as srv:
         r = CliRunner().invoke(app, ["probe", "glm-5.2", "--base-url", srv.base_url, "--json", "--max-tokens", "32"])
         assert r.exit_code == 0, r.output
         data = json.loads(r.output)
@@ -148,9 +132,6 @@ def test_probe_cli_table_json_and_clean_errors(_config):
         assert resolve("glm-5.2").profile.effort_levels == ["max", "high"]
         r = CliRunner().invoke(app, ["probe", "glm-5.2", "--base-url", srv.base_url, "--no-save"])
         assert r.exit_code == 0 and "preserve" in r.output and "thinking.clear_thinking" in r.output
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        t.join(5)
     bad = CliRunner().invoke(app, ["probe", "qwen3.6"])
     assert bad.exit_code == 2 and "no base_url" in bad.output and "Traceback" not in bad.output
     bad = CliRunner().invoke(app, ["probe", "x", "--base-url", "http://127.0.0.1:9/v1", "--timeout", "5"])

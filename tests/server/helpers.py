@@ -2,8 +2,6 @@
 
 * `serve_app(app)`: uvicorn serving an ASGI app in a thread (the app's models may be
   scripted test doubles, built in this process);
-* `ThreadedMock(handler)`: the `MockOpenAIServer` test double on its own event loop in a
-  thread, so synchronous clients and subprocesses can reach it while a test blocks;
 * `upstream_reply(payload, n)`: one handler that plays a plain model, an Interleaved agent,
   a swarm's orchestrator and its sub-agents, by what the request offers;
 * `catalog_file(tmp, url)`: a models.toml naming the mock as catalog models (`mock-glm`,
@@ -12,7 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -21,14 +18,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 
-from ponder.testing_http import MockOpenAIServer, MockReply, sse_text_reply
+from ponder.testing_http import MockReply, sse_text_reply
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "completion_tokens_details": {"reasoning_tokens": 3}}
 
@@ -55,49 +52,6 @@ def serve_app(app: Any) -> Iterator[str]:
     finally:
         srv.should_exit = True
         t.join(timeout=10)
-
-
-class ThreadedMock:
-    """`MockOpenAIServer` on its own loop in a thread: `with ThreadedMock(handler) as mock: mock.base_url`."""
-
-    def __init__(self, handler: Callable[[dict[str, Any], int], MockReply]):
-        self.handler = handler
-        self.server: MockOpenAIServer | None = None
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._main())
-
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        async with MockOpenAIServer(self.handler) as srv:
-            self.server = srv
-            self._ready.set()
-            await self._stop.wait()
-
-    def __enter__(self) -> ThreadedMock:
-        self._thread.start()
-        assert self._ready.wait(10), "mock server did not start"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=10)
-
-    @property
-    def base_url(self) -> str:
-        assert self.server is not None
-        return self.server.base_url
-
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        assert self.server is not None
-        return self.server.requests
 
 
 # ---- one scripted upstream for every role ---------------------------------------------------------

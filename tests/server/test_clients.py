@@ -13,7 +13,6 @@ from pathlib import Path
 import openai
 import pytest
 from tests.server.helpers import (
-    ThreadedMock,
     catalog_file,
     child_env,
     free_port,
@@ -23,6 +22,7 @@ from tests.server.helpers import (
 )
 
 from ponder.core.store import RunStore
+from ponder.testing_http import MockOpenAIServer
 
 pytestmark = pytest.mark.timeout(180)
 TOKEN = "tok-3f9a"
@@ -30,7 +30,7 @@ TOKEN = "tok-3f9a"
 
 @pytest.fixture(scope="module")
 def mock():
-    with ThreadedMock(upstream_reply) as m:
+    with MockOpenAIServer(upstream_reply).in_thread() as m:
         yield m
 
 

@@ -13,7 +13,6 @@ import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from tests.server.helpers import (
-    ThreadedMock,
     catalog_file,
     child_env,
     free_port,
@@ -25,6 +24,7 @@ from tests.server.helpers import (
 from ponder.core.store import RunStore
 from ponder.server.mcp_server import build_server, http_app
 from ponder.testing import Reply, ScriptedModel
+from ponder.testing_http import MockOpenAIServer
 
 pytestmark = pytest.mark.timeout(180)
 TOKEN = "mcp-tok-77"
@@ -60,7 +60,7 @@ def _structured(result) -> dict:
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mcp")
-    with ThreadedMock(upstream_reply) as mock:
+    with MockOpenAIServer(upstream_reply).in_thread() as mock:
         yield tmp, catalog_file(tmp, mock.base_url)
 
 

@@ -10,7 +10,7 @@ import time
 import httpx
 import openai
 import pytest
-from tests.server.helpers import ThreadedMock, catalog_file, serve_app, upstream_reply
+from tests.server.helpers import catalog_file, serve_app, upstream_reply
 
 from ponder.core.errors import UnknownModelError
 from ponder.core.messages import ToolCall, Usage
@@ -18,6 +18,7 @@ from ponder.core.store import RunStore
 from ponder.server import create_app
 from ponder.server.openai_api import OpenAIOptions, parse_model
 from ponder.testing import Reply, ScriptedModel
+from ponder.testing_http import MockOpenAIServer
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -248,7 +249,7 @@ def test_client_tool_round_trip_restores_dropped_reasoning_byte_exact(serve, eng
 def test_client_tools_over_real_http_upstream_streamed(tmp_path, monkeypatch):
     """A real HTTP upstream in GLM's dialect: the second request carries the first reply's
     reasoning although the client (streaming through the SDK) never saw it come back."""
-    with ThreadedMock(lambda p, n: upstream_reply(p, n) if n != 0 else _tool_reply()) as mock:
+    with MockOpenAIServer(lambda p, n: upstream_reply(p, n) if n != 0 else _tool_reply()).in_thread() as mock:
         monkeypatch.setenv("PONDER_MODELS", str(catalog_file(tmp_path, mock.base_url)))
         with serve_app(create_app(db=tmp_path / "runs.db")) as url:
             c = client(url)
@@ -361,7 +362,7 @@ def test_client_disconnect_cancels_the_run_and_it_is_recorded(serve, tmp_path, s
 
 
 def test_allowed_endpoint_and_unrecorded_passthrough(tmp_path):
-    with ThreadedMock(upstream_reply) as mock:
+    with MockOpenAIServer(upstream_reply).in_thread() as mock:
         opts = OpenAIOptions(allow_endpoints=(mock.base_url,), record_passthrough=False)
         with serve_app(create_app(db=tmp_path / "runs.db", openai=opts)) as url:
             c = client(url)
@@ -386,7 +387,7 @@ def test_models_list_is_openai_shaped_with_ponder_fields(serve):
 
 def test_provider_rules_refuse_before_sending_with_400(tmp_path, monkeypatch):
     """An image to a model whose profile has no vision: refused by ponder (400), never sent."""
-    with ThreadedMock(upstream_reply) as mock:
+    with MockOpenAIServer(upstream_reply).in_thread() as mock:
         monkeypatch.setenv("PONDER_MODELS", str(catalog_file(tmp_path, mock.base_url)))
         with serve_app(create_app(db=tmp_path / "runs.db")) as url:
             with pytest.raises(openai.BadRequestError, match="image") as e:
@@ -401,7 +402,7 @@ def test_disconnect_during_a_proxied_stream_cancels_the_call_and_records_it(tmp_
 
     stalled = MockReply(sse=[{"choices": [{"index": 0, "delta": {"reasoning_content": "first thought"}}]}, Pause(60),
                              {"choices": [{"index": 0, "delta": {"content": "never"}}]}])
-    with ThreadedMock(lambda p, n: stalled) as mock:
+    with MockOpenAIServer(lambda p, n: stalled).in_thread() as mock:
         monkeypatch.setenv("PONDER_MODELS", str(catalog_file(tmp_path, mock.base_url)))
         with serve_app(create_app(db=tmp_path / "runs.db")) as url:
             body = {"model": "mock-glm", "stream": True, "messages": [{"role": "user", "content": "q"}]}

@@ -15,9 +15,9 @@ from ponder.models.registry import model as real_model
 from ponder.server import create_app
 from ponder.server.openai_api import OpenAIOptions
 from ponder.testing import Reply, ScriptedModel
-from ponder.testing_http import FAULTS
+from ponder.testing_http import FAULTS, MockOpenAIServer
 
-from .helpers import ThreadedMock, serve_app
+from .helpers import serve_app
 
 ALLOWED = "http://127.0.0.1:9/v1"
 
@@ -73,7 +73,7 @@ def test_an_allowed_endpoint_and_catalog_names_pass_the_gate(url):
 
 @pytest.mark.parametrize("recorded", [True, False])
 def test_openai_endpoint_timeout_bounds_a_proxied_call(tmp_path, recorded):
-    with ThreadedMock(lambda p, n: FAULTS["stall_before_headers"](n)) as mock:
+    with MockOpenAIServer(lambda p, n: FAULTS["stall_before_headers"](n)).in_thread() as mock:
         app = create_app(db=tmp_path / "runs.db", model_factory=lambda name: real_model(f"openai:{mock.base_url}#m"),
                          openai=OpenAIOptions(record_passthrough=recorded))
         with serve_app(app) as base:

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 
 import httpx
 import pytest
-import uvicorn
 
 from ponder.server import create_app
 from ponder.testing import Reply, ScriptedModel
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .helpers import serve_app
 
 
 @pytest.fixture
@@ -29,17 +21,8 @@ def server(tmp_path):
         return ScriptedModel([Reply(reasoning="add them", tool_calls=[("calculator", {"expression": "2+3"})]),
                               Reply(reasoning="the tool said 5", content="5")])
 
-    app = create_app(db=tmp_path / "runs.db", model_factory=factory)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    t.join(timeout=10)
+    with serve_app(create_app(db=tmp_path / "runs.db", model_factory=factory)) as url:
+        yield url
 
 
 def _sse_events(text: str) -> list[dict]:
